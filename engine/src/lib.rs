@@ -1,0 +1,1 @@
+//! Cadence engine library: RTSP control, RTP pacing and the shard runtime.

@@ -1,0 +1,2 @@
+//! `cadence`: the streaming server binary.
+fn main() {}

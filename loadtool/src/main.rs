@@ -1,0 +1,2 @@
+//! `cadence-loadtool`.
+fn main() {}
