@@ -6,6 +6,7 @@
 //! with send times, RTP fields and payload segments that point into the
 //! memory-mapped file. Everything here is pure: bytes in, schedules out.
 
+pub mod packetize;
 pub mod schedule;
 
 pub use schedule::{
