@@ -1,0 +1,204 @@
+//! Real clients and probes: ffmpeg (decode an RTSP URL to the null muxer), ffprobe (packet
+//! timestamps of a file) and gst-launch-1.0, each with a wall-clock limit.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Output of a finished (or killed) child process.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit status; `None` when it was killed at the time limit.
+    pub status: Option<ExitStatus>,
+    /// Captured stdout.
+    pub stdout: String,
+    /// Captured stderr.
+    pub stderr: String,
+    /// Wall time the process ran.
+    pub elapsed: Duration,
+}
+
+/// Runs `cmd` to completion, killing it after `limit`; stdout and stderr are captured.
+pub fn run_with_limit(mut cmd: Command, limit: Duration) -> Run {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut out = child.stdout.take().expect("stdout pipe");
+    let mut err = child.stderr.take().expect("stderr pipe");
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if start.elapsed() > limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("wait: {e}"),
+        }
+    };
+    Run {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// RTSP lower transport for real clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lower {
+    /// RTP/AVP over UDP (`client_port=a-b`).
+    Udp,
+    /// RTP/AVP/TCP interleaved on the RTSP connection.
+    Tcp,
+}
+
+impl Lower {
+    /// `udp` / `tcp`, as ffmpeg's `-rtsp_transport` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lower::Udp => "udp",
+            Lower::Tcp => "tcp",
+        }
+    }
+}
+
+/// Result of decoding an RTSP stream with ffmpeg to the null muxer.
+#[derive(Debug)]
+pub struct Decode {
+    /// Video frames written to the null muxer (last `frame=` of `-progress`).
+    pub frames: u64,
+    /// Lines ffmpeg printed at `-loglevel error` (decoder / demuxer errors).
+    pub errors: Vec<String>,
+    /// The whole run.
+    pub run: Run,
+}
+
+/// `ffmpeg -rtsp_transport T [-ss SS] -i URL -t SECS -map 0:v -f null -`, counting decoded
+/// frames via `-progress pipe:1`. ffmpeg's own socket timeout is 5 s; the run is killed after
+/// `secs + 30` s.
+pub fn ffmpeg_decode(url: &str, lower: Lower, seek: Option<f64>, secs: f64) -> Decode {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"])
+        .args(["-progress", "pipe:1"])
+        .args(["-rtsp_transport", lower.as_str(), "-timeout", "5000000"]);
+    if let Some(ss) = seek {
+        cmd.args(["-ss", &format!("{ss:.3}")]);
+    }
+    cmd.args(["-i", url, "-t", &format!("{secs:.3}")])
+        .args(["-map", "0:v", "-fps_mode", "passthrough", "-f", "null", "-"]);
+    let run = run_with_limit(cmd, Duration::from_secs_f64(secs + 30.0));
+    let frames = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("frame="))
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+        .next_back()
+        .unwrap_or(0);
+    let errors = run
+        .stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    Decode {
+        frames,
+        errors,
+        run,
+    }
+}
+
+/// One packet of a file's stream as ffprobe reports it.
+#[derive(Clone, Debug)]
+pub struct ProbePacket {
+    /// Presentation time, seconds.
+    pub pts: f64,
+    /// Byte offset in the file.
+    pub pos: u64,
+    /// Size in bytes.
+    pub size: usize,
+    /// Keyframe flag.
+    pub key: bool,
+}
+
+/// The packets of the first video stream of `path`, in file order.
+pub fn video_packets(path: &Path) -> Vec<ProbePacket> {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["packet=pts_time,pos,size,flags", "-of", "csv=p=0"])
+        .arg(path);
+    let run = run_with_limit(cmd, Duration::from_secs(60));
+    assert!(
+        run.status.is_some_and(|s| s.success()),
+        "ffprobe {} failed: {}",
+        path.display(),
+        run.stderr
+    );
+    let mut v = Vec::new();
+    for line in run.stdout.lines() {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() < 4 {
+            continue;
+        }
+        let (Ok(pts), Ok(size), Ok(pos)) = (f[0].parse(), f[1].parse(), f[2].parse()) else {
+            continue;
+        };
+        v.push(ProbePacket {
+            pts,
+            size,
+            pos,
+            key: f[3].contains('K'),
+        });
+    }
+    assert!(
+        !v.is_empty(),
+        "ffprobe found no video packets in {}",
+        path.display()
+    );
+    v
+}
+
+/// Number of video frames of `path` whose presentation time lies in
+/// `[first_pts + start, first_pts + start + secs)`.
+pub fn source_frames(path: &Path, start: f64, secs: f64) -> u64 {
+    let pkts = video_packets(path);
+    let first = pkts.iter().map(|p| p.pts).fold(f64::INFINITY, f64::min);
+    pkts.iter()
+        .filter(|p| {
+            let t = p.pts - first;
+            t >= start - 1e-6 && t < start + secs - 1e-6
+        })
+        .count() as u64
+}
+
+/// True when a program answers `--version` (ffmpeg, gst-launch-1.0, ...).
+pub fn have(program: &str) -> bool {
+    let flag = if program.starts_with("ff") {
+        "-version"
+    } else {
+        "--version"
+    };
+    Command::new(program)
+        .arg(flag)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
