@@ -1,0 +1,12 @@
+//! `cadence-loadtool`: plays N RTSP sessions at once and measures what each one
+//! receives (packets, loss, reordering, duplicates, RFC 3550 jitter, lateness
+//! against the RTP clock, setup latency, failures by cause).
+//!
+//! A few worker threads each run an epoll loop over their sessions' RTSP
+//! connections and a small pool of shared UDP socket pairs; RTP over UDP is
+//! demultiplexed by SSRC (see `README.md`).
+
+pub mod net;
+pub mod rtcp;
+pub mod rtsp;
+pub mod stats;
