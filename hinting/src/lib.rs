@@ -8,13 +8,16 @@
 //!
 //! - [`mp4`]: the reusable movie-structure reader ([`mp4::Movie::parse`]),
 //!   also used to packetize plain files and to rewrite files.
+//! - [`rtp_entry`], [`hint_sample`]: the hint-specific formats.
 //! - [`error`](mod@error): [`HintError`].
 
 #![deny(unsafe_code)]
 
 pub mod error;
+pub mod hint_sample;
 pub mod mp4;
 pub mod packetize;
+pub mod rtp_entry;
 pub mod schedule;
 
 pub use error::HintError;
