@@ -45,9 +45,13 @@ pub struct PacketFlags(pub u8);
 impl PacketFlags {
     /// RTP marker bit (RFC 3550 §5.1), taken from the hint's RTP header info.
     pub const MARKER: u8 = 1;
-    /// First packet of a hint sample whose media sample is a sync sample
-    /// (hint track 'stss', or every sample when the track has no 'stss').
-    /// Seeks start on such packets.
+    /// First packet of a hint sample whose media sample is a sync sample.
+    /// The compiler takes this from the media sample the hint sample's first
+    /// sample constructor references (media track 'stss', every sample when it
+    /// has none); for hint samples holding their payload themselves, from the
+    /// hint track's 'stss' (every sample when it has none, or when the media
+    /// tracks have no 'stss'). See [`crate::compile`]. Seeks start on such
+    /// packets.
     pub const SYNC: u8 = 2;
     /// First packet of its hint sample.
     pub const SAMPLE_START: u8 = 4;
@@ -152,7 +156,11 @@ pub struct FileSchedule {
 impl FileSchedule {
     /// The bytes of `segment` within `track`. Returns `None` when the segment's
     /// range lies outside its buffer (never the case for a compiled schedule).
-    pub fn segment_bytes<'a>(&'a self, track: &'a TrackSchedule, segment: &Segment) -> Option<&'a [u8]> {
+    pub fn segment_bytes<'a>(
+        &'a self,
+        track: &'a TrackSchedule,
+        segment: &Segment,
+    ) -> Option<&'a [u8]> {
         let start = usize::try_from(segment.offset).ok()?;
         let end = start.checked_add(segment.len as usize)?;
         match segment.source {

@@ -1,0 +1,657 @@
+//! The schedule compiler: turns each RTP hint track of a parsed [`Movie`]
+//! into an immutable [`TrackSchedule`].
+//!
+//! Per hint sample (in decode order) and per packet entry:
+//! - send time (µs) = hint sample decode time + relative transmission time,
+//!   shifted by the hint track's edit list (leading empty edits delay, the
+//!   first edit's media time advances), clamped to ≥ 0 and to the previous
+//!   packet's send time so that a track's send times never decrease;
+//! - RTP time = hint sample decode time rescaled from the hint media
+//!   timescale to the 'tims' clock, plus the packet's 'rtpo' offset
+//!   (modulo 2^32, relative to the session's random base; 'tsro' is not
+//!   applied);
+//! - marker and payload type from the RTP header info (the V, P, X and CC
+//!   bits are not kept: servers write version 2 and no padding/extension);
+//! - payload segments: sample constructors become byte ranges of the file
+//!   (resolved through the referenced track's sample table, with QuickTime
+//!   compression blocks and chunk splits), immediate constructors,
+//!   hint-sample-resident data (track reference -1) and sample-description
+//!   constructors are copied into the track's arena. Adjacent ranges are
+//!   coalesced; a packet with more than [`MAX_SEGMENTS_PER_PACKET`] segments
+//!   gets its tail copied into the arena.
+//!
+//! Repeat packets (R flag) are dropped: the engine renumbers packets, so a
+//! repeat would reach the client as a duplicate of new data.
+//!
+//! Flags: SAMPLE_START on the first packet of each hint sample; SYNC on it
+//! too when the hint sample carries a sync sample. "Sync" is taken from the
+//! media sample that the hint sample's first sample constructor references
+//! (the media track's 'stss'), and from the hint track's own 'stss' only when
+//! the hint sample references no media sample (and then every hint sample
+//! is sync when the referenced media tracks have no 'stss'). Apple's H.264
+//! hinter writes a hint 'stss' listing only the first sample, and its 3GP
+//! AMR hint 'stss' lists the empty hint samples.
+//!
+//! Every constructor is validated against the referenced sample (or
+//! sample description, or chunk run) and the file length.
+
+use crate::error::HintError;
+use crate::hint_sample::{self, Constructor, PacketEntry};
+use crate::mp4::{FourCC, Movie, Track};
+use crate::rtp_entry::RtpEntry;
+use crate::schedule::{
+    PacketFlags, ScheduledPacket, Segment, SegmentSource, TrackSchedule, MAX_SEGMENTS_PER_PACKET,
+};
+
+/// Largest payload an RTP packet can carry here: 65535 bytes (the
+/// interleaved-TCP length field) minus the 12-byte RTP header.
+pub const MAX_PAYLOAD: u32 = 65535 - 12;
+
+/// Arena growth allowed beyond the file's length, bytes.
+const ARENA_SLACK: u64 = 1 << 20;
+
+/// Schedules compiled from a byte slice; [`crate::compile`] wraps this with
+/// the memory map into a [`crate::FileSchedule`].
+#[derive(Debug)]
+pub struct CompiledSchedules {
+    /// Session-level SDP (`moov/udta/hnti/'rtp '`), if any.
+    pub session_sdp: Option<String>,
+    /// One schedule per RTP hint track, in track order.
+    pub tracks: Vec<TrackSchedule>,
+    /// Presentation duration, µs ('mvhd').
+    pub duration_us: u64,
+}
+
+/// True when `track` is an RTP hint track: handler 'hint' and a first sample
+/// entry of format 'rtp '. (Other hint formats, e.g. reception hints, are
+/// skipped.)
+pub fn is_rtp_hint_track(track: &Track) -> bool {
+    track.is_hint()
+        && track
+            .sample_entries
+            .first()
+            .is_some_and(|e| e.fourcc == FourCC(*b"rtp "))
+}
+
+/// Parses `data` (a whole file) and compiles every RTP hint track.
+///
+/// Errors: any [`HintError`] from [`Movie::parse`] or [`compile_track`];
+/// [`HintError::NoHintTracks`] when the file has no RTP hint track.
+pub fn compile_slice(data: &[u8]) -> Result<CompiledSchedules, HintError> {
+    let movie = Movie::parse(data)?;
+    compile_movie(data, &movie)
+}
+
+/// Compiles every RTP hint track of an already parsed `movie` read from
+/// `data`. Errors as for [`compile_slice`].
+pub fn compile_movie(data: &[u8], movie: &Movie) -> Result<CompiledSchedules, HintError> {
+    let tracks = movie
+        .tracks
+        .iter()
+        .filter(|t| is_rtp_hint_track(t))
+        .map(|t| compile_track(data, movie, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    if tracks.is_empty() {
+        return Err(HintError::NoHintTracks);
+    }
+    Ok(CompiledSchedules {
+        session_sdp: movie.session_sdp.clone(),
+        tracks,
+        duration_us: movie.duration_us(),
+    })
+}
+
+/// Where the current packet sits, for error messages (all 1-based).
+#[derive(Clone, Copy)]
+struct At {
+    track: u32,
+    sample: u32,
+    packet: u32,
+    constructor: u32,
+}
+
+impl At {
+    fn bad(self, reason: impl Into<String>) -> HintError {
+        HintError::BadConstructor {
+            track: self.track,
+            sample: self.sample,
+            packet: self.packet,
+            constructor: self.constructor,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Accumulates one track's packets, segments and arena.
+struct Builder<'d> {
+    data: &'d [u8],
+    track: u32,
+    packets: Vec<ScheduledPacket>,
+    segments: Vec<Segment>,
+    arena: Vec<u8>,
+    arena_limit: u64,
+    /// Index in `segments` of the current packet's first segment.
+    first: usize,
+}
+
+impl<'d> Builder<'d> {
+    fn push(&mut self, seg: Segment) {
+        if seg.len == 0 {
+            return;
+        }
+        if self.segments.len() > self.first {
+            if let Some(last) = self.segments.last_mut() {
+                let joined = u64::from(last.len) + u64::from(seg.len);
+                if last.source == seg.source
+                    && last.offset + u64::from(last.len) == seg.offset
+                    && joined <= u64::from(u32::MAX)
+                {
+                    last.len = joined as u32;
+                    return;
+                }
+            }
+        }
+        self.segments.push(seg);
+    }
+
+    fn push_file(&mut self, offset: u64, len: u64, at: At) -> Result<(), HintError> {
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= self.data.len() as u64);
+        if end.is_none() {
+            return Err(at.bad(format!(
+                "bytes {offset}..{} lie outside the file ({} bytes)",
+                offset.saturating_add(len),
+                self.data.len()
+            )));
+        }
+        self.push(Segment {
+            offset,
+            len: len as u32,
+            source: SegmentSource::File,
+        });
+        Ok(())
+    }
+
+    fn reserve_arena(&self, more: usize) -> Result<(), HintError> {
+        if self.arena.len() as u64 + more as u64 > self.arena_limit {
+            return Err(HintError::ArenaLimit {
+                track: self.track,
+                limit: self.arena_limit,
+            });
+        }
+        Ok(())
+    }
+
+    fn push_arena(&mut self, bytes: &[u8]) -> Result<(), HintError> {
+        self.reserve_arena(bytes.len())?;
+        let offset = self.arena.len() as u64;
+        self.arena.extend_from_slice(bytes);
+        self.push(Segment {
+            offset,
+            len: bytes.len() as u32,
+            source: SegmentSource::Arena,
+        });
+        Ok(())
+    }
+
+    /// Closes the current packet: overflow handling, totals, record.
+    fn finish(
+        &mut self,
+        send_time_us: u64,
+        rtp_time: u32,
+        payload_type: u8,
+        flags: u8,
+        at: At,
+    ) -> Result<(), HintError> {
+        if self.segments.len() - self.first > MAX_SEGMENTS_PER_PACKET {
+            let keep = self.first + MAX_SEGMENTS_PER_PACKET - 1;
+            let tail: Vec<Segment> = self.segments.drain(keep..).collect();
+            let tail_len: u64 = tail.iter().map(|s| u64::from(s.len)).sum();
+            self.reserve_arena(tail_len as usize)?;
+            let start = self.arena.len() as u64;
+            for s in &tail {
+                let (from, to) = (s.offset as usize, s.offset as usize + s.len as usize);
+                match s.source {
+                    SegmentSource::File => self.arena.extend_from_slice(&self.data[from..to]),
+                    SegmentSource::Arena => self.arena.extend_from_within(from..to),
+                }
+            }
+            self.push(Segment {
+                offset: start,
+                len: tail_len as u32,
+                source: SegmentSource::Arena,
+            });
+        }
+        let segs = &self.segments[self.first..];
+        let payload_len: u64 = segs.iter().map(|s| u64::from(s.len)).sum();
+        if payload_len > u64::from(MAX_PAYLOAD) {
+            return Err(HintError::BadHintSample {
+                track: at.track,
+                sample: at.sample,
+                reason: format!(
+                    "packet {}: payload of {payload_len} bytes exceeds {MAX_PAYLOAD}",
+                    at.packet
+                ),
+            });
+        }
+        self.packets.push(ScheduledPacket {
+            send_time_us,
+            rtp_time,
+            first_segment: self.first as u32,
+            payload_len: payload_len as u32,
+            segment_count: segs.len() as u8,
+            payload_type,
+            flags: PacketFlags(flags),
+        });
+        self.first = self.segments.len();
+        Ok(())
+    }
+}
+
+/// The tracks a hint track's constructors can name.
+struct Refs<'m> {
+    hint: &'m Track,
+    /// Track for each 'tref'/'hint' entry (`None`: no such track).
+    media: Vec<Option<&'m Track>>,
+}
+
+impl<'m> Refs<'m> {
+    fn get(&self, index: i8, at: At) -> Result<&'m Track, HintError> {
+        if index == -1 {
+            return Ok(self.hint);
+        }
+        let t = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.media.get(i))
+            .ok_or_else(|| {
+                at.bad(format!(
+                    "track reference index {index} but the 'tref'/'hint' list has {} entries",
+                    self.media.len()
+                ))
+            })?;
+        let t = t.ok_or_else(|| {
+            at.bad(format!(
+                "track reference index {index} names a track that does not exist"
+            ))
+        })?;
+        if !t.self_contained {
+            return Err(HintError::Unsupported {
+                track: t.track_id,
+                reason: "media data in another file (external 'dref')".into(),
+            });
+        }
+        Ok(t)
+    }
+}
+
+/// Microseconds by which the hint track's edit list shifts its media time:
+/// leading empty edits add their duration, the first real edit subtracts its
+/// media time. Later edits are not applied.
+fn edit_shift_us(track: &Track, movie_timescale: u32) -> i128 {
+    let mut shift: i128 = 0;
+    for e in &track.edits {
+        if e.media_time == -1 {
+            shift += i128::from(e.segment_duration) * 1_000_000 / i128::from(movie_timescale);
+        } else {
+            shift -= i128::from(e.media_time) * 1_000_000 / i128::from(track.timescale);
+            break;
+        }
+    }
+    shift
+}
+
+/// Compiles one RTP hint track of `movie` (read from `data`).
+///
+/// Errors: [`HintError::BadHintSample`] / [`HintError::BadConstructor`]
+/// naming the hint sample, packet and constructor at fault; the 'rtp '
+/// entry's errors; [`HintError::Unsupported`] for external data references;
+/// [`HintError::ArenaLimit`] when copies would exceed the file length + 1 MiB.
+pub fn compile_track(
+    data: &[u8],
+    movie: &Movie,
+    track: &Track,
+) -> Result<TrackSchedule, HintError> {
+    let track_id = track.track_id;
+    let entry_desc = track
+        .sample_entries
+        .first()
+        .ok_or_else(|| HintError::missing(format!("{}/stsd/rtp ", track.stbl.path)))?;
+    let entry_path = format!("{}/stsd/rtp ", track.stbl.path);
+    let entry_bytes = usize::try_from(entry_desc.range.start)
+        .ok()
+        .zip(usize::try_from(entry_desc.range.end).ok())
+        .and_then(|(s, e)| data.get(s..e))
+        .ok_or_else(|| HintError::Truncated {
+            box_path: entry_path.clone(),
+            needed: entry_desc.range.end,
+            available: data.len() as u64,
+        })?;
+    let entry = RtpEntry::parse(entry_bytes, &entry_path)?;
+    if !track.self_contained {
+        return Err(HintError::Unsupported {
+            track: track_id,
+            reason: "hint samples in another file (external 'dref')".into(),
+        });
+    }
+    let refs = Refs {
+        hint: track,
+        media: track.hint_refs.iter().map(|&id| movie.track(id)).collect(),
+    };
+    let ts = i128::from(track.timescale);
+    let clock = u128::from(entry.timescale);
+    let shift = edit_shift_us(track, movie.timescale);
+    let mut b = Builder {
+        data,
+        track: track_id,
+        packets: Vec::new(),
+        segments: Vec::new(),
+        arena: Vec::new(),
+        arena_limit: data.len() as u64 + ARENA_SLACK,
+        first: 0,
+    };
+    let mut last_send: u64 = 0;
+    let mut repeats = 0u64;
+    for (index, info) in track.samples.iter() {
+        let sample_no = index + 1;
+        let bad_sample = |reason: String| HintError::BadHintSample {
+            track: track_id,
+            sample: sample_no,
+            reason,
+        };
+        let bytes = usize::try_from(info.offset)
+            .ok()
+            .and_then(|s| data.get(s..s.checked_add(info.size as usize)?))
+            .ok_or_else(|| {
+                bad_sample(format!(
+                    "bytes at {} (+{}) lie outside the file",
+                    info.offset, info.size
+                ))
+            })?;
+        let hs = hint_sample::parse(bytes).map_err(|e| bad_sample(e.to_string()))?;
+        let sync = sample_is_sync(&hs.packets, &refs, track, index);
+        let rtp_base = (u128::from(info.decode_time) * clock / u128::from(track.timescale)) as u32;
+        let mut first_packet = true;
+        for (k, p) in hs.packets.iter().enumerate() {
+            let mut at = At {
+                track: track_id,
+                sample: sample_no,
+                packet: k as u32 + 1,
+                constructor: 0,
+            };
+            if p.is_repeat() {
+                repeats += 1;
+                continue;
+            }
+            let ticks = i128::from(info.decode_time) + i128::from(p.relative_time);
+            let us = (ticks * 1_000_000).div_euclid(ts) + shift;
+            let send = (us.max(0) as u64).max(last_send);
+            last_send = send;
+            let rtpo = p
+                .rtp_offset()
+                .map_err(|e| bad_sample(format!("packet {}: {e}", k + 1)))?
+                .unwrap_or(0);
+            let rtp_time = rtp_base.wrapping_add(rtpo as u32);
+            for (ci, c) in p.constructors().enumerate() {
+                at.constructor = ci as u32 + 1;
+                let c = c.map_err(|e| at.bad(e.to_string()))?;
+                add_constructor(&mut b, &refs, c, at)?;
+            }
+            let mut flags = if p.marker() { PacketFlags::MARKER } else { 0 };
+            if first_packet {
+                flags |= PacketFlags::SAMPLE_START;
+                if sync {
+                    flags |= PacketFlags::SYNC;
+                }
+                first_packet = false;
+            }
+            b.finish(send, rtp_time, p.payload_type(), flags, at)?;
+        }
+    }
+    if repeats > 0 {
+        tracing::debug!(track = track_id, repeats, "dropped repeat packets");
+    }
+    Ok(TrackSchedule {
+        track_id,
+        media_track_id: track.hint_refs.first().copied(),
+        clock_rate: entry.timescale,
+        max_packet_size: entry.max_packet_size,
+        sdp: track.sdp.clone().unwrap_or_default(),
+        packets: b.packets,
+        segments: b.segments,
+        arena: b.arena,
+        duration_us: track.duration_us(),
+    })
+}
+
+/// Sync status of hint sample `index`: that of the media sample its first
+/// media-referencing sample constructor names, else the hint track's 'stss'.
+fn sample_is_sync(packets: &[PacketEntry<'_>], refs: &Refs<'_>, hint: &Track, index: u32) -> bool {
+    for p in packets {
+        for c in p.constructors() {
+            if let Ok(Constructor::Sample {
+                track_ref_index,
+                sample_number,
+                ..
+            }) = c
+            {
+                let media = usize::try_from(track_ref_index)
+                    .ok()
+                    .and_then(|i| refs.media.get(i))
+                    .copied()
+                    .flatten();
+                if let Some(m) = media {
+                    if let Some(i) = sample_number
+                        .checked_sub(1)
+                        .filter(|&i| i < m.samples.len())
+                    {
+                        return m.samples.is_sync(i);
+                    }
+                }
+            }
+        }
+    }
+    // No media reference (payload held in the hint samples, track ref -1):
+    // when every referenced media track is all-sync (audio, no 'stss'), so
+    // is every hint sample. Apple's 3GP AMR hint track needs this: its hint
+    // 'stss' lists the empty hint samples, not the ones carrying frames.
+    let media: Vec<&Track> = refs.media.iter().flatten().copied().collect();
+    if !media.is_empty() && media.iter().all(|m| m.samples.sync_samples().is_none()) {
+        return true;
+    }
+    hint.samples.is_sync(index)
+}
+
+fn add_constructor(
+    b: &mut Builder<'_>,
+    refs: &Refs<'_>,
+    c: Constructor<'_>,
+    at: At,
+) -> Result<(), HintError> {
+    match c {
+        Constructor::NoOp => Ok(()),
+        Constructor::Immediate(bytes) => b.push_arena(bytes),
+        Constructor::Sample {
+            track_ref_index,
+            length,
+            sample_number,
+            offset,
+            bytes_per_block,
+            samples_per_block,
+        } => {
+            if length == 0 {
+                return Ok(());
+            }
+            let t = refs.get(track_ref_index, at)?;
+            let index = sample_number
+                .checked_sub(1)
+                .filter(|&i| i < t.samples.len())
+                .ok_or_else(|| {
+                    at.bad(format!(
+                        "sample {sample_number} of track {} does not exist (it has {})",
+                        t.track_id,
+                        t.samples.len()
+                    ))
+                })?;
+            let info = t.samples.sample(index).ok_or_else(|| {
+                at.bad(format!(
+                    "sample {sample_number} of track {} has no location",
+                    t.track_id
+                ))
+            })?;
+            let (offset, length) = (u64::from(offset), u64::from(length));
+            if track_ref_index == -1 {
+                // Data held in a hint sample: copy it next to the immediates.
+                check_within(
+                    offset,
+                    length,
+                    u64::from(info.size),
+                    sample_number,
+                    t.track_id,
+                    at,
+                )?;
+                let start = info.offset.saturating_add(offset);
+                let bytes = b
+                    .data
+                    .get(start as usize..start.saturating_add(length) as usize)
+                    .ok_or_else(|| at.bad("hint sample data lies outside the file"))?;
+                return b.push_arena(bytes);
+            }
+            let bpb = u64::from(bytes_per_block.max(1));
+            let spb = u64::from(samples_per_block.max(1));
+            let compressed = bpb != 1 || spb != 1 || info.size == 1;
+            if !compressed {
+                check_within(
+                    offset,
+                    length,
+                    u64::from(info.size),
+                    sample_number,
+                    t.track_id,
+                    at,
+                )?;
+                return b.push_file(info.offset.saturating_add(offset), length, at);
+            }
+            add_compressed(b, t, index, offset, length, bpb, spb, at)
+        }
+        Constructor::SampleDescription {
+            track_ref_index,
+            length,
+            description_index,
+            offset,
+        } => {
+            if length == 0 {
+                return Ok(());
+            }
+            let t = refs.get(track_ref_index, at)?;
+            let e = t.sample_entry(description_index).ok_or_else(|| {
+                at.bad(format!(
+                    "sample description {description_index} of track {} does not exist",
+                    t.track_id
+                ))
+            })?;
+            let (offset, length) = (u64::from(offset), u64::from(length));
+            let size = e.range.end - e.range.start;
+            if offset + length > size {
+                return Err(at.bad(format!(
+                    "bytes {offset}..{} of sample description {description_index} of track {} ({size} bytes)",
+                    offset + length,
+                    t.track_id
+                )));
+            }
+            let start = e.range.start + offset;
+            let bytes = b
+                .data
+                .get(start as usize..(start + length) as usize)
+                .ok_or_else(|| at.bad("sample description lies outside the file"))?;
+            b.push_arena(bytes)
+        }
+    }
+}
+
+fn check_within(
+    offset: u64,
+    length: u64,
+    size: u64,
+    sample: u32,
+    track: u32,
+    at: At,
+) -> Result<(), HintError> {
+    if offset + length > size {
+        return Err(at.bad(format!(
+            "bytes {offset}..{} of sample {sample} of track {track}, which has {size} bytes",
+            offset + length
+        )));
+    }
+    Ok(())
+}
+
+/// QuickTime compressed sound: `offset` counts bytes from the start of the
+/// compression block holding media sample `index`; blocks of `spb` samples
+/// take `bpb` bytes. The byte position of a sample within its chunk is its
+/// sample offset in the chunk × bpb / spb. A read running past the chunk's
+/// end (sample count × bpb / spb bytes) continues at the next chunk.
+#[allow(clippy::too_many_arguments)]
+fn add_compressed(
+    b: &mut Builder<'_>,
+    t: &Track,
+    index: u32,
+    offset: u64,
+    length: u64,
+    bpb: u64,
+    spb: u64,
+    at: At,
+) -> Result<(), HintError> {
+    let blocks = offset / bpb;
+    let sample = u64::from(index) + blocks * spb;
+    let within = offset - blocks * bpb;
+    let sample = u32::try_from(sample)
+        .ok()
+        .filter(|&s| s < t.samples.len())
+        .ok_or_else(|| {
+            at.bad(format!(
+                "offset {offset} from sample {} of track {} runs past its last sample",
+                index + 1,
+                t.track_id
+            ))
+        })?;
+    let chunks = t.samples.chunks();
+    let mut ci = t.samples.chunk_index_of(sample).ok_or_else(|| {
+        at.bad(format!(
+            "sample {} of track {} is in no chunk",
+            sample + 1,
+            t.track_id
+        ))
+    })?;
+    let chunk_bytes = |c: &crate::mp4::Chunk| u64::from(c.sample_count) * bpb / spb;
+    let c = chunks[ci];
+    let mut pos = c
+        .offset
+        .saturating_add(u64::from(sample - c.first_sample) * bpb / spb + within);
+    let mut chunk_end = c.offset.saturating_add(chunk_bytes(&c));
+    if pos >= chunk_end {
+        return Err(at.bad(format!(
+            "byte {pos} lies past the end of chunk {} of track {} ({chunk_end})",
+            ci + 1,
+            t.track_id
+        )));
+    }
+    let mut left = length;
+    loop {
+        let take = left.min(chunk_end.saturating_sub(pos));
+        b.push_file(pos, take, at)?;
+        left -= take;
+        if left == 0 {
+            return Ok(());
+        }
+        ci += 1;
+        let next = chunks.get(ci).ok_or_else(|| {
+            at.bad(format!(
+                "{length} bytes from sample {} of track {} run past its last chunk",
+                index + 1,
+                t.track_id
+            ))
+        })?;
+        pos = next.offset;
+        chunk_end = next.offset.saturating_add(chunk_bytes(next));
+    }
+}
