@@ -42,9 +42,10 @@ fn play_from_30(
                 play.reply.summary()
             )
         });
-        let first = of_track(&pkts, t).into_iter().next().unwrap_or_else(|| {
-            panic!("{url} {lower:?}: no packet on {} within 5 s", track.url)
-        });
+        let first = of_track(&pkts, t)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("{url} {lower:?}: no packet on {} within 5 s", track.url));
         eprintln!(
             "{} {lower:?} {}: RTP-Info seq={:?} rtptime={:?}; first packet seq={} ts={}",
             src.name, track.kind, info.seq, info.rtptime, first.seq, first.ts
@@ -163,7 +164,11 @@ fn seek_to_30s_rtp_info_and_first_frame_ffmpeg_fixture() {
             let expected = source_frames(&src.path, SEEK, 2.0);
             let d = ffmpeg_decode(&server.url(&src.name), Lower::Tcp, Some(SEEK), 2.0);
             eprintln!("ffmpeg -ss 30: {} frames (source {expected})", d.frames);
-            assert!(d.errors.is_empty(), "ffmpeg errors:\n{}", d.errors.join("\n"));
+            assert!(
+                d.errors.is_empty(),
+                "ffmpeg errors:\n{}",
+                d.errors.join("\n")
+            );
             assert!(
                 d.frames.abs_diff(expected) <= 2,
                 "ffmpeg -ss 30 -t 2 decoded {} frames, source has {expected}",

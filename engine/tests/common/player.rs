@@ -193,7 +193,10 @@ impl Player {
             reply.summary()
         );
         let npt_start = reply.header("Range").and_then(rtsp::npt_start);
-        let infos = reply.header("RTP-Info").map(rtsp::rtp_info).unwrap_or_default();
+        let infos = reply
+            .header("RTP-Info")
+            .map(rtsp::rtp_info)
+            .unwrap_or_default();
         let rtp_info = self
             .tracks
             .iter()

@@ -147,7 +147,9 @@ impl RtspConn {
         req.write(&mut bytes).expect("serialize request");
         self.send_raw(&bytes)
             .map_err(|e| format!("{mname} {url}: write failed: {e}"))?;
-        let reply = self.read_reply().map_err(|e| format!("{mname} {url}: {e}"))?;
+        let reply = self
+            .read_reply()
+            .map_err(|e| format!("{mname} {url}: {e}"))?;
         match reply.header("CSeq") {
             Some(c) if c.trim() == cseq => Ok(reply),
             other => Err(format!(

@@ -101,8 +101,15 @@ pub fn ffmpeg_decode(url: &str, lower: Lower, seek: Option<f64>, secs: f64) -> D
     if let Some(ss) = seek {
         cmd.args(["-ss", &format!("{ss:.3}")]);
     }
-    cmd.args(["-i", url, "-t", &format!("{secs:.3}")])
-        .args(["-map", "0:v", "-fps_mode", "passthrough", "-f", "null", "-"]);
+    cmd.args(["-i", url, "-t", &format!("{secs:.3}")]).args([
+        "-map",
+        "0:v",
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "null",
+        "-",
+    ]);
     let run = run_with_limit(cmd, Duration::from_secs_f64(secs + 30.0));
     let frames = run
         .stdout
