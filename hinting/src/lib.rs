@@ -22,6 +22,7 @@ pub mod mp4;
 pub mod packetize;
 pub mod rtp_entry;
 pub mod schedule;
+pub mod writer;
 
 use std::fs::File;
 use std::path::Path;

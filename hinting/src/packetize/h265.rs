@@ -140,19 +140,16 @@ impl Packetizer for H265Packetizer {
     fn finish(&mut self, _out: &mut Vec<HintSamplePlan>) {}
 
     /// `H265/90000`; fmtp `profile-id`, `tier-flag`, `level-id` and
-    /// `sprop-vps`/`sprop-sps`/`sprop-pps`/`sprop-sei` (RFC 7798 §7.1).
+    /// `sprop-vps`/`sprop-sps`/`sprop-pps` (RFC 7798 §7.1).
     fn media_sdp(&self, payload_type: u8) -> MediaSdp {
         let c = &self.config;
         let mut fmtp = format!(
             "profile-id={};tier-flag={};level-id={}",
             c.profile_id, c.tier_flag, c.level_id
         );
-        for (name, sets) in [
-            ("vps", &c.vps),
-            ("sps", &c.sps),
-            ("pps", &c.pps),
-            ("sei", &c.sei),
-        ] {
+        // Prefix SEI from 'hvcC' (often the encoder's options string, several
+        // kB) is not needed to decode and is left out of the SDP.
+        for (name, sets) in [("vps", &c.vps), ("sps", &c.sps), ("pps", &c.pps)] {
             if !sets.is_empty() {
                 let list: Vec<String> = sets.iter().map(|s| base64(s)).collect();
                 fmtp.push_str(&format!(";sprop-{name}={}", list.join(",")));

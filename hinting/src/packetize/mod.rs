@@ -20,6 +20,8 @@ mod h264;
 mod h265;
 mod mp4v;
 mod nal;
+pub mod plain;
+pub mod plan;
 pub mod sdp;
 
 pub use sdp::MediaSdp;
