@@ -57,12 +57,29 @@ fn unknown_file_is_404() {
 
 #[test]
 fn bogus_session_is_454() {
-    let (server, url) = fixture_server();
+    let (mut server, url) = fixture_server();
     let mut c = RtspConn::connect(server.addr());
-    for m in [Method::Play, Method::Pause, Method::Teardown] {
-        let r = c.request(m.clone(), &url, &[("Session", "0BADC0FFEE0BADC0")]);
-        assert_eq!(r.status, 454, "{m:?} with a bogus Session: {}", r.summary());
+    // Ids of the server's own shape (16 hex digits, any shard byte) as well as junk.
+    let bogus = [
+        "0BADC0FFEE0BADC0",
+        "0000000000000001",
+        "0100000000000001",
+        "FF00000000000000",
+        "nosuchsession",
+        "",
+    ];
+    for id in bogus {
+        for m in [
+            Method::Play,
+            Method::Pause,
+            Method::GetParameter,
+            Method::Teardown,
+        ] {
+            let r = c.request(m.clone(), &url, &[("Session", id)]);
+            assert_eq!(r.status, 454, "{m:?} with Session: {id:?}: {}", r.summary());
+        }
     }
+    assert!(server.is_alive(), "cadence exited on a bogus Session");
 }
 
 #[test]
