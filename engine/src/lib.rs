@@ -6,8 +6,13 @@
 //! `shard` is the thread-per-core io_uring loop that submits them.
 
 pub mod catalog;
+pub mod check_system;
+pub mod config;
 pub mod media;
+pub mod pacer;
 pub mod rtcp;
 pub mod rtsp;
 pub mod sdp;
+pub mod server;
 pub mod session;
+pub mod shard;

@@ -1,0 +1,218 @@
+//! The pacer: on every tick, gathers the due packets of every playing session
+//! and hands each one, as header bytes plus schedule segments, to a
+//! [`PacketSink`] (the shard's io_uring batch in production, a recorder in
+//! tests). Pure code: the caller passes the shard clock.
+
+pub mod header;
+pub mod wheel;
+
+use cadence_hinting::{FileSchedule, ScheduledPacket, TrackSchedule};
+use slab::Slab;
+
+use crate::session::{Session, SessionState, TrackStream, TrackTransport};
+use header::{RtpFields, MAX_HEADER_LEN};
+use wheel::{Entry, Wheel};
+
+/// One packet ready to go: where to, its header, and its payload segments.
+pub struct OutPacket<'a> {
+    /// Slab key of the session.
+    pub session: usize,
+    /// Destination.
+    pub transport: &'a TrackTransport,
+    /// Header bytes (`header[..header_len]`): interleaved framing + RTP header.
+    pub header: &'a [u8],
+    /// The file whose map backs the packet's file segments.
+    pub file: &'a FileSchedule,
+    /// The track schedule whose arena backs its arena segments.
+    pub track: &'a TrackSchedule,
+    /// Index of `track` in the file.
+    pub track_index: usize,
+    /// Index of `packet` in the track schedule.
+    pub packet_index: usize,
+    /// The schedule entry.
+    pub packet: &'a ScheduledPacket,
+}
+
+/// Where the pacer puts packets.
+pub trait PacketSink {
+    /// Takes one packet. Returns false when the sink is full for this tick
+    /// (the packet was not taken and is retried next tick).
+    fn emit(&mut self, packet: &OutPacket<'_>) -> bool;
+}
+
+/// Counters of one tick.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TickStats {
+    /// Packets emitted.
+    pub packets: u64,
+    /// Payload + header bytes emitted.
+    pub bytes: u64,
+    /// Packets emitted after their due time plus the tolerance.
+    pub late: u64,
+    /// Largest lateness seen, µs.
+    pub max_late_us: u64,
+    /// Sessions that sent their last packet this tick.
+    pub finished: u64,
+}
+
+/// Pacer state of one shard: the wheel and reusable scratch space.
+#[derive(Debug)]
+pub struct Pacer {
+    wheel: Wheel,
+    due: Vec<Entry>,
+    /// Sessions that reached their end this tick (slab keys), for the shard to
+    /// send BYE; cleared by the next [`Pacer::tick`].
+    pub finished: Vec<usize>,
+    /// How far ahead of its due time a packet may be sent, µs.
+    pub lead_us: u64,
+    /// Lateness below this is not counted as late, µs.
+    pub late_tolerance_us: u64,
+}
+
+impl Pacer {
+    /// A pacer with 1 ms wheel slots over a 4 s horizon, starting at `now_us`.
+    pub fn new(now_us: u64, tick_us: u64) -> Self {
+        Pacer {
+            wheel: Wheel::new(4096, tick_us, now_us),
+            due: Vec::with_capacity(1024),
+            finished: Vec::with_capacity(64),
+            lead_us: 0,
+            late_tolerance_us: 2_000,
+        }
+    }
+
+    /// Number of sessions waiting on the wheel.
+    pub fn scheduled(&self) -> usize {
+        self.wheel.len()
+    }
+
+    /// Puts a session (slab key) on the wheel at its next due time; no-op when
+    /// it is not playing or has nothing left.
+    pub fn schedule(&mut self, key: usize, session: &Session) {
+        if session.state != SessionState::Playing {
+            return;
+        }
+        if let Some(due) = session.next_due_us() {
+            self.wheel.insert(
+                due,
+                Entry {
+                    key: key as u32,
+                    epoch: session.epoch,
+                },
+            );
+        }
+    }
+
+    /// Runs one tick at shard clock `now_us`: emits every packet due by
+    /// `now_us + lead_us` into `sink`, and reschedules the sessions. Sessions
+    /// that finished are listed in [`Pacer::finished`].
+    pub fn tick(
+        &mut self,
+        now_us: u64,
+        sessions: &mut Slab<Session>,
+        sink: &mut impl PacketSink,
+    ) -> TickStats {
+        let mut stats = TickStats::default();
+        self.finished.clear();
+        self.wheel.expire(now_us, &mut self.due);
+        let horizon = now_us + self.lead_us;
+        let mut full = false;
+        for i in 0..self.due.len() {
+            let entry = self.due[i];
+            let key = entry.key as usize;
+            let Some(s) = sessions.get_mut(key) else { continue };
+            if s.epoch != entry.epoch || s.state != SessionState::Playing {
+                continue;
+            }
+            if !full {
+                full = !emit_session(key, s, now_us, horizon, self.late_tolerance_us, sink, &mut stats);
+            }
+            match s.next_due_us() {
+                // A full sink leaves due packets for the next tick.
+                Some(due) => self.wheel.insert(if full { now_us } else { due }, entry),
+                None => {
+                    stats.finished += 1;
+                    self.finished.push(key);
+                }
+            }
+        }
+        self.due.clear();
+        stats
+    }
+}
+
+/// Emits the due packets of one session, track by track. Returns false when
+/// the sink filled up.
+fn emit_session(
+    key: usize,
+    s: &mut Session,
+    now_us: u64,
+    horizon: u64,
+    tolerance: u64,
+    sink: &mut impl PacketSink,
+    stats: &mut TickStats,
+) -> bool {
+    let Some(clock) = s.clock else { return true };
+    let file: &FileSchedule = &s.file;
+    let mut hdr = [0u8; MAX_HEADER_LEN];
+    for t in s.tracks.iter_mut() {
+        let Some(sched) = file.tracks.get(t.track) else { continue };
+        while t.cursor < t.end {
+            let Some(p) = sched.packets.get(t.cursor) else { break };
+            let due = clock.due_us(p.send_time_us);
+            if due > horizon {
+                break;
+            }
+            let Some(len) = write_header(t, p, &mut hdr) else {
+                // A packet too large for interleaved framing is skipped.
+                t.cursor += 1;
+                continue;
+            };
+            let out = OutPacket {
+                session: key,
+                transport: &t.transport,
+                header: &hdr[..len],
+                file,
+                track: sched,
+                track_index: t.track,
+                packet_index: t.cursor,
+                packet: p,
+            };
+            if !sink.emit(&out) {
+                return false;
+            }
+            let late = now_us.saturating_sub(due);
+            if late > tolerance {
+                stats.late += 1;
+            }
+            stats.max_late_us = stats.max_late_us.max(late);
+            stats.packets += 1;
+            stats.bytes += (len + p.payload_len as usize) as u64;
+            t.cursor += 1;
+            t.next_seq = t.next_seq.wrapping_add(1);
+            t.packets_sent = t.packets_sent.wrapping_add(1);
+            t.octets_sent = t.octets_sent.wrapping_add(p.payload_len);
+            t.last_rtp_time = t.rtp_timestamp(p);
+        }
+    }
+    true
+}
+
+fn write_header(t: &TrackStream, p: &ScheduledPacket, hdr: &mut [u8; MAX_HEADER_LEN]) -> Option<usize> {
+    let channel = match t.transport {
+        TrackTransport::Interleaved { rtp_channel, .. } => Some(rtp_channel),
+        TrackTransport::Udp { .. } => None,
+    };
+    header::write(
+        &RtpFields {
+            marker: p.flags.marker(),
+            payload_type: p.payload_type,
+            seq: t.next_seq,
+            timestamp: t.rtp_timestamp(p),
+            ssrc: t.ssrc,
+        },
+        channel,
+        p.payload_len as usize,
+        hdr,
+    )
+}

@@ -1,0 +1,126 @@
+//! A hashed timing wheel of fixed-width slots, holding the next wake-up of
+//! every playing session. Insert and expiry are O(1) per entry, and slot
+//! vectors keep their capacity, so the steady state does not allocate.
+
+/// One wheel entry: a session's slab key and the session epoch at insertion
+/// (a stale epoch means the session was paused, seeked or removed since).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Slab key of the session.
+    pub key: u32,
+    /// Session epoch when scheduled.
+    pub epoch: u32,
+}
+
+/// The wheel: `slots.len()` slots of `tick_us` µs each. Entries due beyond the
+/// horizon (`slots × tick`) are parked in the last slot of the horizon and
+/// simply rescheduled when they come up early.
+#[derive(Debug)]
+pub struct Wheel {
+    slots: Vec<Vec<Entry>>,
+    tick_us: u64,
+    /// Absolute tick number of the next slot to expire.
+    cursor: u64,
+    len: usize,
+}
+
+impl Wheel {
+    /// A wheel of `slots` slots (rounded up to a power of two, at least 2) of
+    /// `tick_us` µs each (at least 1), starting at shard clock `now_us`.
+    pub fn new(slots: usize, tick_us: u64, now_us: u64) -> Self {
+        let n = slots.max(2).next_power_of_two();
+        let tick_us = tick_us.max(1);
+        Wheel {
+            slots: (0..n).map(|_| Vec::new()).collect(),
+            tick_us,
+            cursor: now_us / tick_us,
+            len: 0,
+        }
+    }
+
+    /// Number of entries held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Slot width in µs.
+    pub fn tick_us(&self) -> u64 {
+        self.tick_us
+    }
+
+    /// Schedules `entry` to expire at shard clock `due_us` (an already-past
+    /// time expires on the next [`Wheel::expire`]).
+    pub fn insert(&mut self, due_us: u64, entry: Entry) {
+        let mask = self.slots.len() as u64 - 1;
+        let tick = (due_us / self.tick_us)
+            .max(self.cursor)
+            .min(self.cursor + mask);
+        self.slots[(tick & mask) as usize].push(entry);
+        self.len += 1;
+    }
+
+    /// Moves every entry due at or before `now_us` into `out` (appending).
+    pub fn expire(&mut self, now_us: u64, out: &mut Vec<Entry>) {
+        let mask = self.slots.len() as u64 - 1;
+        let now_tick = now_us / self.tick_us;
+        // Never walk more than one revolution.
+        let last = now_tick.min(self.cursor + mask);
+        while self.cursor <= last {
+            let slot = &mut self.slots[(self.cursor & mask) as usize];
+            self.len -= slot.len();
+            out.append(slot);
+            self.cursor += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(key: u32) -> Entry {
+        Entry { key, epoch: 0 }
+    }
+
+    #[test]
+    fn expires_in_time_order_and_parks_far_entries() {
+        let mut w = Wheel::new(8, 1000, 0);
+        w.insert(500, e(1));
+        w.insert(2500, e(2));
+        w.insert(1_000_000, e(3)); // beyond the 8 ms horizon: parked at 7 ms
+        w.insert(0, e(4));
+        assert_eq!(w.len(), 4);
+        let mut out = Vec::new();
+        w.expire(999, &mut out);
+        assert_eq!(out, vec![e(1), e(4)]);
+        out.clear();
+        w.expire(2000, &mut out);
+        assert!(out.is_empty());
+        w.expire(3000, &mut out);
+        assert_eq!(out, vec![e(2)]);
+        out.clear();
+        w.expire(7000, &mut out);
+        assert_eq!(out, vec![e(3)]);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn late_expiry_catches_up_once_around() {
+        let mut w = Wheel::new(4, 10, 0);
+        w.insert(15, e(1));
+        w.insert(35, e(2));
+        let mut out = Vec::new();
+        w.expire(10_000, &mut out);
+        assert_eq!(out.len(), 2);
+        // After a long stall, new entries land relative to the new cursor.
+        w.insert(10_005, e(3));
+        out.clear();
+        w.expire(10_010, &mut out);
+        assert_eq!(out, vec![e(3)]);
+    }
+}

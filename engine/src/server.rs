@@ -1,0 +1,120 @@
+//! Starting and stopping the shards: bind every shard's sockets, start one
+//! pinned thread per shard, wait for SIGINT/SIGTERM, then stop them cleanly.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::shard::{Shard, ShardMsg, ShardSockets};
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The media folder cannot be read.
+    #[error("cannot read media folder {path}: {source}")]
+    Media {
+        /// Folder.
+        path: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// A shard failed to start (io_uring, sockets).
+    #[error("shard {index}: {message}")]
+    Shard {
+        /// Shard index.
+        index: usize,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Runs the server until SIGINT/SIGTERM (or until `stop` is set).
+pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<(), ServerError> {
+    let catalog = Arc::new(Catalog::scan(&config.media).map_err(|source| ServerError::Media {
+        path: config.media.display().to_string(),
+        source,
+    })?);
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let n = config.cores;
+    // Bind everything first so that errors surface before any thread starts.
+    let mut sockets = Vec::with_capacity(n);
+    for index in 0..n {
+        sockets.push(ShardSockets::bind(index, &config.shard).map_err(|e| ServerError::Shard {
+            index,
+            message: e.to_string(),
+        })?);
+    }
+    let listen = sockets
+        .first()
+        .and_then(|s| s.listen_addr())
+        .unwrap_or(config.shard.listen);
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel::<ShardMsg>()).unzip();
+    let epoch = Instant::now();
+    let (ready_tx, ready_rx) = mpsc::channel::<(usize, Result<(), String>)>();
+    let mut threads = Vec::with_capacity(n);
+    let mut pinned = Vec::with_capacity(n);
+    for (index, (socks, rx)) in sockets.into_iter().zip(rxs).enumerate() {
+        let core = cores.get(index % cores.len().max(1)).copied();
+        pinned.push(core.map(|c| c.id));
+        let shard_config = config.shard.clone();
+        let catalog = catalog.clone();
+        let peers = txs.clone();
+        let stop = stop.clone();
+        let ready = ready_tx.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("shard-{index}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
+                match Shard::new(index, shard_config, socks, catalog, rx, peers, stop, epoch) {
+                    Ok(shard) => {
+                        let _ = ready.send((index, Ok(())));
+                        shard.run();
+                    }
+                    Err(e) => {
+                        let _ = ready.send((index, Err(e.to_string())));
+                    }
+                }
+            })
+            .map_err(|e| ServerError::Shard {
+                index,
+                message: format!("cannot start thread: {e}"),
+            })?;
+        threads.push(handle);
+    }
+    drop(ready_tx);
+    let mut failure = None;
+    for _ in 0..n {
+        match ready_rx.recv() {
+            Ok((_, Ok(()))) => {}
+            Ok((index, Err(message))) => {
+                failure.get_or_insert(ServerError::Shard { index, message });
+            }
+            Err(_) => break,
+        }
+    }
+    if let Some(e) = failure {
+        stop.store(true, Ordering::SeqCst);
+        for t in threads {
+            let _ = t.join();
+        }
+        return Err(e);
+    }
+    tracing::info!(
+        shards = n,
+        cpus = ?pinned,
+        listen = %listen,
+        files = catalog.len(),
+        media = %config.media.display(),
+        "cadence listening"
+    );
+    for t in threads {
+        let _ = t.join();
+    }
+    tracing::info!("cadence stopped");
+    Ok(())
+}

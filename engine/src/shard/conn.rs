@@ -1,0 +1,250 @@
+//! One RTSP connection: its receive buffer and its ordered write queue.
+//!
+//! Everything written to a connection goes through one queue — RTSP
+//! responses, and for TCP-interleaved sessions the `$`-framed RTP and RTCP
+//! packets — with at most one SENDMSG in flight, so bytes never interleave
+//! and a short write resumes exactly where it stopped. Queued RTP packets are
+//! references into the schedule (header bytes + packet index), not copies of
+//! the media; their payload iovecs point into the mapped file.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use cadence_hinting::FileSchedule;
+
+use super::slots::segment_iovecs;
+use crate::pacer::header::MAX_HEADER_LEN;
+
+/// Most iovecs in one connection SENDMSG (below IOV_MAX = 1024).
+pub const MAX_WRITE_IOV: usize = 512;
+/// Receive buffer growth step, bytes.
+pub const RECV_CHUNK: usize = 2048;
+
+/// A queued write.
+pub enum WriteItem {
+    /// Owned bytes: an RTSP response, or an interleaved RTCP packet.
+    Bytes(Vec<u8>),
+    /// An interleaved RTP packet: framing + RTP header, then the schedule
+    /// packet's segments.
+    Rtp {
+        /// Framing and RTP header bytes (`header[..header_len]`).
+        header: [u8; MAX_HEADER_LEN],
+        /// Header length.
+        header_len: u8,
+        /// The file the packet belongs to. Compiled files are owned by the
+        /// catalog for the whole life of the process (it never drops them),
+        /// and the catalog outlives every shard, so this pointer stays valid
+        /// while the item is queued or in flight.
+        file: *const FileSchedule,
+        /// Track index in the file.
+        track: u32,
+        /// Packet index in the track schedule.
+        packet: u32,
+    },
+}
+
+impl WriteItem {
+    /// Total bytes this item puts on the wire.
+    fn len(&self) -> usize {
+        match self {
+            WriteItem::Bytes(b) => b.len(),
+            WriteItem::Rtp { header_len, file, track, packet, .. } => {
+                // SAFETY: see the `file` field: the catalog keeps it alive.
+                let file = unsafe { &**file };
+                let payload = file
+                    .tracks
+                    .get(*track as usize)
+                    .and_then(|t| t.packets.get(*packet as usize))
+                    .map(|p| p.payload_len as usize)
+                    .unwrap_or(0);
+                *header_len as usize + payload
+            }
+        }
+    }
+}
+
+struct WriteBuf {
+    msg: libc::msghdr,
+    iov: Vec<libc::iovec>,
+    headers: Vec<[u8; MAX_HEADER_LEN]>,
+}
+
+/// An RTSP connection.
+pub struct Conn {
+    /// The socket.
+    pub fd: OwnedFd,
+    /// Slab generation of this connection.
+    pub generation: u32,
+    /// Client address.
+    pub peer: SocketAddr,
+    /// Our address.
+    pub local: SocketAddr,
+    /// Received bytes not yet parsed.
+    pub rbuf: Vec<u8>,
+    /// A RECV is in flight.
+    pub recv_pending: bool,
+    /// A SENDMSG is in flight.
+    pub write_pending: bool,
+    /// Closing: no new operations; freed when nothing is in flight.
+    pub closing: bool,
+    /// Close once the write queue has drained (after a 400 reply).
+    pub close_after_write: bool,
+    /// Listed in the shard's to-flush list.
+    pub dirty: bool,
+    queue: VecDeque<WriteItem>,
+    /// Bytes of the front item already written.
+    front_sent: usize,
+    /// Bytes queued and not yet written.
+    pub queued_bytes: usize,
+    wbuf: Option<Box<WriteBuf>>,
+}
+
+impl Conn {
+    /// A new connection.
+    pub fn new(fd: OwnedFd, generation: u32, peer: SocketAddr, local: SocketAddr) -> Self {
+        Conn {
+            fd,
+            generation,
+            peer,
+            local,
+            rbuf: Vec::new(),
+            recv_pending: false,
+            write_pending: false,
+            closing: false,
+            close_after_write: false,
+            dirty: false,
+            queue: VecDeque::new(),
+            front_sent: 0,
+            queued_bytes: 0,
+            wbuf: None,
+        }
+    }
+
+    /// Raw descriptor.
+    pub fn raw_fd(&self) -> libc::c_int {
+        self.fd.as_raw_fd()
+    }
+
+    /// True when an operation is in flight.
+    pub fn busy(&self) -> bool {
+        self.recv_pending || self.write_pending
+    }
+
+    /// True when nothing is queued or in flight for writing.
+    pub fn write_idle(&self) -> bool {
+        !self.write_pending && self.queue.is_empty()
+    }
+
+    /// Queues `item`.
+    pub fn enqueue(&mut self, item: WriteItem) {
+        self.queued_bytes += item.len();
+        self.queue.push_back(item);
+    }
+
+    /// Buffer for the next RECV: pointer and length of spare capacity.
+    pub fn recv_buffer(&mut self) -> (*mut u8, usize) {
+        if self.rbuf.capacity() - self.rbuf.len() < RECV_CHUNK / 2 {
+            self.rbuf.reserve(RECV_CHUNK);
+        }
+        let len = self.rbuf.len();
+        let spare = self.rbuf.capacity() - len;
+        // SAFETY: `len` is within the allocation; the kernel writes at most
+        // `spare` bytes there, and `received` then extends the length.
+        (unsafe { self.rbuf.as_mut_ptr().add(len) }, spare)
+    }
+
+    /// Accounts `n` bytes written by the kernel into the spare capacity.
+    pub fn received(&mut self, n: usize) {
+        let new_len = (self.rbuf.len() + n).min(self.rbuf.capacity());
+        // SAFETY: the kernel initialised these bytes (RECV returned n).
+        unsafe { self.rbuf.set_len(new_len) };
+    }
+
+    /// Builds the next SENDMSG from the queue; `None` when a write is in flight
+    /// or nothing is queued. The returned msghdr stays valid until
+    /// [`Conn::wrote`] is called.
+    pub fn prepare_write(&mut self) -> Option<*const libc::msghdr> {
+        if self.write_pending || self.queue.is_empty() {
+            return None;
+        }
+        let wbuf = self.wbuf.get_or_insert_with(|| {
+            Box::new(WriteBuf {
+                // SAFETY: all-zero msghdr is valid.
+                msg: unsafe { std::mem::zeroed() },
+                iov: Vec::new(),
+                headers: Vec::new(),
+            })
+        });
+        wbuf.iov.clear();
+        wbuf.headers.clear();
+        let rtp_items = self.queue.iter().take(MAX_WRITE_IOV).filter(|i| matches!(i, WriteItem::Rtp { .. })).count();
+        // Reserve first: pointers into `headers` must not move while building.
+        wbuf.headers.reserve(rtp_items);
+        let mut skip = self.front_sent;
+        let mut scratch = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; 1 + cadence_hinting::MAX_SEGMENTS_PER_PACKET];
+        for item in self.queue.iter() {
+            let n = match item {
+                WriteItem::Bytes(b) => {
+                    scratch[0] = libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() };
+                    1
+                }
+                WriteItem::Rtp { header, header_len, file, track, packet } => {
+                    if wbuf.headers.len() == wbuf.headers.capacity() {
+                        break;
+                    }
+                    wbuf.headers.push(*header);
+                    let h = wbuf.headers.last().map(|h| h.as_ptr()).unwrap_or(std::ptr::null());
+                    scratch[0] = libc::iovec { iov_base: h as *mut libc::c_void, iov_len: *header_len as usize };
+                    // SAFETY: see `WriteItem::Rtp::file`.
+                    let file = unsafe { &**file };
+                    file.tracks
+                        .get(*track as usize)
+                        .and_then(|t| {
+                            let p = t.packets.get(*packet as usize)?;
+                            segment_iovecs(file, t, t.segments_of(p), &mut scratch, 1)
+                        })
+                        .unwrap_or(1)
+                }
+            };
+            if wbuf.iov.len() + n > MAX_WRITE_IOV {
+                break;
+            }
+            for v in &scratch[..n] {
+                if skip >= v.iov_len {
+                    skip -= v.iov_len;
+                    continue;
+                }
+                // SAFETY: skip < iov_len, so the advanced pointer stays in range.
+                let base = unsafe { (v.iov_base as *mut u8).add(skip) };
+                wbuf.iov.push(libc::iovec { iov_base: base as *mut libc::c_void, iov_len: v.iov_len - skip });
+                skip = 0;
+            }
+        }
+        if wbuf.iov.is_empty() {
+            return None;
+        }
+        wbuf.msg.msg_iov = wbuf.iov.as_mut_ptr();
+        wbuf.msg.msg_iovlen = wbuf.iov.len();
+        self.write_pending = true;
+        Some(&wbuf.msg as *const libc::msghdr)
+    }
+
+    /// Accounts a completed write of `n` bytes: drops fully written items and
+    /// remembers how far into the next one the kernel got.
+    pub fn wrote(&mut self, n: usize) {
+        self.write_pending = false;
+        self.queued_bytes = self.queued_bytes.saturating_sub(n);
+        let mut left = n + self.front_sent;
+        while let Some(front) = self.queue.front() {
+            let len = front.len();
+            if left >= len {
+                left -= len;
+                self.queue.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.front_sent = if self.queue.is_empty() { 0 } else { left };
+    }
+}

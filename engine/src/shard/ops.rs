@@ -1,0 +1,76 @@
+//! io_uring `user_data` encoding: which operation completed, on what.
+//! Layout: tag (8 bits) | index (24 bits) | generation (32 bits).
+
+/// What a completion belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Multishot accept on the RTSP listener.
+    Accept,
+    /// Receive on an RTSP connection (index, generation).
+    Recv(u32, u32),
+    /// Write (sendmsg) on an RTSP connection (index, generation).
+    Write(u32, u32),
+    /// UDP sendmsg from send slot `index`.
+    Slot(u32),
+    /// Receive on the RTCP socket.
+    RtcpRecv,
+    /// A cancel request; its own completion is ignored.
+    Cancel,
+}
+
+const ACCEPT: u64 = 1;
+const RECV: u64 = 2;
+const WRITE: u64 = 3;
+const SLOT: u64 = 4;
+const RTCP_RECV: u64 = 5;
+const CANCEL: u64 = 6;
+
+impl Op {
+    /// Encodes into a `user_data` value.
+    pub fn encode(self) -> u64 {
+        let (tag, index, generation) = match self {
+            Op::Accept => (ACCEPT, 0, 0),
+            Op::Recv(i, g) => (RECV, i, g),
+            Op::Write(i, g) => (WRITE, i, g),
+            Op::Slot(i) => (SLOT, i, 0),
+            Op::RtcpRecv => (RTCP_RECV, 0, 0),
+            Op::Cancel => (CANCEL, 0, 0),
+        };
+        (tag << 56) | ((u64::from(index) & 0xff_ffff) << 32) | u64::from(generation)
+    }
+
+    /// Decodes a `user_data` value; `None` for an unknown tag.
+    pub fn decode(v: u64) -> Option<Op> {
+        let index = ((v >> 32) & 0xff_ffff) as u32;
+        let generation = v as u32;
+        Some(match v >> 56 {
+            ACCEPT => Op::Accept,
+            RECV => Op::Recv(index, generation),
+            WRITE => Op::Write(index, generation),
+            SLOT => Op::Slot(index),
+            RTCP_RECV => Op::RtcpRecv,
+            CANCEL => Op::Cancel,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        for op in [
+            Op::Accept,
+            Op::Recv(0xff_fffe, u32::MAX),
+            Op::Write(7, 9),
+            Op::Slot(123),
+            Op::RtcpRecv,
+            Op::Cancel,
+        ] {
+            assert_eq!(Op::decode(op.encode()), Some(op));
+        }
+        assert_eq!(Op::decode(0), None);
+    }
+}
