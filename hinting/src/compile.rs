@@ -50,7 +50,7 @@ pub const MAX_PAYLOAD: u32 = 65535 - 12;
 /// Arena growth allowed beyond the file's length, bytes.
 const ARENA_SLACK: u64 = 1 << 20;
 
-/// Schedules compiled from a byte slice; [`crate::compile`] wraps this with
+/// Schedules compiled from a byte slice; [`crate::compile()`] wraps this with
 /// the memory map into a [`crate::FileSchedule`].
 #[derive(Debug)]
 pub struct CompiledSchedules {
@@ -653,5 +653,142 @@ fn add_compressed(
         })?;
         pos = next.offset;
         chunk_end = next.offset.saturating_add(chunk_bytes(next));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mp4::{BoxRange, EditEntry, SampleTable};
+
+    const AT: At = At {
+        track: 1,
+        sample: 1,
+        packet: 1,
+        constructor: 1,
+    };
+
+    fn builder(data: &[u8]) -> Builder<'_> {
+        Builder {
+            data,
+            track: 1,
+            packets: Vec::new(),
+            segments: Vec::new(),
+            arena: Vec::new(),
+            arena_limit: 1 << 20,
+            first: 0,
+        }
+    }
+
+    fn packet_bytes(b: &Builder<'_>, i: usize) -> Vec<u8> {
+        let p = &b.packets[i];
+        let segs = &b.segments[p.first_segment as usize..][..usize::from(p.segment_count)];
+        segs.iter()
+            .flat_map(|s| {
+                let r = s.offset as usize..(s.offset + u64::from(s.len)) as usize;
+                match s.source {
+                    SegmentSource::File => b.data[r].to_vec(),
+                    SegmentSource::Arena => b.arena[r].to_vec(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn overflowing_tail_is_copied_into_the_arena() {
+        let data: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut b = builder(&data);
+        let mut expected = Vec::new();
+        for k in 0..20u64 {
+            b.push_file(k * 100, 10, AT).unwrap();
+            expected.extend_from_slice(&data[k as usize * 100..k as usize * 100 + 10]);
+            b.push_arena(&[k as u8]).unwrap();
+            expected.push(k as u8);
+        }
+        b.finish(0, 0, 96, 0, AT).unwrap();
+        let p = b.packets[0];
+        assert_eq!(usize::from(p.segment_count), MAX_SEGMENTS_PER_PACKET);
+        assert_eq!(p.payload_len as usize, expected.len());
+        assert_eq!(packet_bytes(&b, 0), expected);
+    }
+
+    #[test]
+    fn adjacent_ranges_coalesce_within_a_packet_only() {
+        let data = vec![0u8; 1000];
+        let mut b = builder(&data);
+        b.push_file(0, 10, AT).unwrap();
+        b.push_file(10, 10, AT).unwrap();
+        b.push_arena(&[1, 2]).unwrap();
+        b.push_arena(&[3]).unwrap();
+        b.finish(0, 0, 96, 0, AT).unwrap();
+        b.push_file(20, 5, AT).unwrap();
+        b.finish(0, 0, 96, 0, AT).unwrap();
+        assert_eq!(b.packets[0].segment_count, 2);
+        assert_eq!(b.segments[0].len, 20);
+        assert_eq!(b.segments[1].len, 3);
+        assert_eq!(b.packets[1].first_segment, 2);
+        assert!(b.push_file(995, 10, AT).is_err());
+    }
+
+    #[test]
+    fn arena_limit_and_payload_limit_are_enforced() {
+        let data = vec![0u8; 70_000];
+        let mut b = builder(&data);
+        b.arena_limit = 4;
+        assert!(b.push_arena(&[0; 4]).is_ok());
+        assert!(matches!(
+            b.push_arena(&[0]),
+            Err(HintError::ArenaLimit { .. })
+        ));
+        b.push_file(0, 65_600, AT).unwrap();
+        assert!(matches!(
+            b.finish(0, 0, 96, 0, AT),
+            Err(HintError::BadHintSample { .. })
+        ));
+    }
+
+    fn track_with_edits(edits: Vec<EditEntry>) -> Track {
+        let range = BoxRange {
+            fourcc: FourCC(*b"trak"),
+            path: "moov/trak[1]".into(),
+            start: 0,
+            header_len: 8,
+            end: 8,
+        };
+        Track {
+            ordinal: 1,
+            trak: range.clone(),
+            track_id: 1,
+            tkhd_flags: 0,
+            handler: FourCC(*b"hint"),
+            timescale: 90_000,
+            duration: 0,
+            edits,
+            hint_refs: Vec::new(),
+            references: Vec::new(),
+            sample_entries: Vec::new(),
+            sdp: None,
+            hint_stats: None,
+            self_contained: true,
+            samples: SampleTable::default(),
+            stbl: range,
+            chunk_offsets: None,
+            udta: None,
+        }
+    }
+
+    #[test]
+    fn edit_list_shifts_send_times() {
+        let edit = |segment_duration, media_time| EditEntry {
+            segment_duration,
+            media_time,
+            media_rate: 0x1_0000,
+        };
+        assert_eq!(edit_shift_us(&track_with_edits(vec![]), 600), 0);
+        // 1 s empty edit (movie timescale 600), then media from 0.5 s.
+        let t = track_with_edits(vec![edit(600, -1), edit(6000, 45_000)]);
+        assert_eq!(edit_shift_us(&t, 600), 500_000);
+        let t = track_with_edits(vec![edit(6000, 9000), edit(600, -1)]);
+        assert_eq!(edit_shift_us(&t, 600), -100_000);
     }
 }

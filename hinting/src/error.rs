@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 /// Errors of the MP4 reader ([`crate::mp4`]) and the schedule compiler
-/// ([`crate::compile`]).
+/// ([`mod@crate::compile`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HintError {

@@ -6,7 +6,7 @@
 //! sends, with send times, RTP fields and payload segments that point into the
 //! memory-mapped file. Everything here is pure: bytes in, schedules out.
 //!
-//! - [`open`] / [`compile`]: file → [`FileSchedule`] (what the engine calls).
+//! - [`open`] / [`compile()`]: file → [`FileSchedule`] (what the engine calls).
 //! - [`mp4`]: the reusable movie-structure reader ([`mp4::Movie::parse`]),
 //!   also used to packetize plain files and to rewrite files.
 //! - [`rtp_entry`], [`hint_sample`]: the hint-specific formats.
@@ -40,7 +40,7 @@ pub use schedule::{
 ///
 /// The file must not be modified while the returned schedule (which holds
 /// the map) is alive. Errors: [`HintError::Io`] when the file cannot be
-/// opened or mapped, otherwise as [`compile`].
+/// opened or mapped, otherwise as [`compile()`].
 pub fn open(path: &Path) -> Result<FileSchedule, HintError> {
     let io = |source| HintError::Io {
         path: path.to_path_buf(),

@@ -50,7 +50,7 @@ impl PacketFlags {
     /// sample constructor references (media track 'stss', every sample when it
     /// has none); for hint samples holding their payload themselves, from the
     /// hint track's 'stss' (every sample when it has none, or when the media
-    /// tracks have no 'stss'). See [`crate::compile`]. Seeks start on such
+    /// tracks have no 'stss'). See [`mod@crate::compile`]. Seeks start on such
     /// packets.
     pub const SYNC: u8 = 2;
     /// First packet of its hint sample.

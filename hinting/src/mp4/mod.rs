@@ -10,7 +10,7 @@
 //! after `mdat`, 32- or 64-bit box sizes, and size-0 ("to end of file") boxes.
 //!
 //! It knows nothing about RTP; the hint-specific parts live in
-//! [`crate::rtp_entry`], [`crate::hint_sample`] and [`crate::compile`].
+//! [`crate::rtp_entry`], [`crate::hint_sample`] and [`mod@crate::compile`].
 //! Packetizers of plain files use [`Track::samples`] and the raw
 //! [`SampleEntry`] byte ranges (for `avcC`, `hvcC`, `esds`).
 
