@@ -23,6 +23,11 @@ const _: () = assert!(
     MAX_AUS_PER_PACKET + (2 + 2 * MAX_AUS_PER_PACKET).div_ceil(14) <= MAX_PIECES_PER_PACKET
 );
 
+/// Most audio one packet carries, µs: a lost packet then costs at most this
+/// much sound. 170 ms gives 7 AAC frames (1024 samples) per packet at 44.1
+/// and 48 kHz, as ffmpeg's hinter aggregates.
+pub const MAX_PACKET_SPAN_US: u64 = 170_000;
+
 /// Sampling frequencies by samplingFrequencyIndex (ISO/IEC 14496-3 Table 1.16).
 const FREQUENCIES: [u32; 13] = [
     96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
@@ -102,6 +107,8 @@ pub struct AacPacketizer {
     clock_rate: u32,
     channels: u32,
     max_payload: u32,
+    /// Media timescale of the samples' times and durations.
+    media_timescale: u32,
     pending: Vec<Au>,
 }
 
@@ -161,6 +168,7 @@ impl AacPacketizer {
             clock_rate,
             channels,
             max_payload,
+            media_timescale: media_timescale.max(1),
             pending: Vec::new(),
         })
     }
@@ -237,9 +245,10 @@ impl Packetizer for AacPacketizer {
     }
 
     /// Holds the AU back while the next one may join its packet: AUs join
-    /// while the packet fits the budget, stays under 13 AUs, and the AUs are
-    /// contiguous in time with equal durations (the receiver derives each
-    /// AU's timestamp from the first one's).
+    /// while the packet fits the budget, stays within 13 AUs and
+    /// [`MAX_PACKET_SPAN_US`] of audio, and the AUs are contiguous in time
+    /// with equal durations (the receiver derives each AU's timestamp from
+    /// the first one's).
     fn push(
         &mut self,
         sample: &MediaSample<'_>,
@@ -266,7 +275,10 @@ impl Packetizer for AacPacketizer {
             let size = 2 + self.pending.iter().map(|a| 2 + a.len).sum::<u32>();
             let contiguous = last.decode_time + u64::from(last.duration) == sample.decode_time
                 && sample.duration == first.duration;
+            let span = sample.decode_time + u64::from(sample.duration) - first.decode_time;
+            let span_us = u128::from(span) * 1_000_000 / u128::from(self.media_timescale);
             if !contiguous
+                || span_us > u128::from(MAX_PACKET_SPAN_US)
                 || size + 2 + len > self.max_payload
                 || self.pending.len() >= MAX_AUS_PER_PACKET
             {
@@ -388,28 +400,31 @@ mod tests {
     }
 
     #[test]
-    fn time_gap_and_au_cap_split_packets() {
-        let mut p = aac(48000);
-        let au = vec![7u8; 10];
-        let mut out = Vec::new();
-        for i in 0..30u32 {
-            // A gap before sample 20.
-            let t = 1024 * u64::from(i) + if i >= 20 { 5000 } else { 0 };
-            p.push(
-                &MediaSample {
+    fn time_gap_span_and_au_cap_split_packets() {
+        let starts = |duration: u32, gap_at: u32| {
+            let mut p = aac(48000);
+            let au = vec![7u8; 10];
+            let mut out = Vec::new();
+            for i in 0..30u32 {
+                let gap = if i >= gap_at { 5000 } else { 0 };
+                let t = u64::from(duration) * u64::from(i) + gap;
+                let s = MediaSample {
                     index: i,
                     data: &au,
                     decode_time: t,
-                    duration: 1024,
+                    duration,
                     sync: true,
-                },
-                &mut out,
-            )
-            .expect("push");
-        }
-        p.finish(&mut out);
-        let starts: Vec<u32> = out.iter().map(|h| h.sample).collect();
-        assert_eq!(starts, vec![0, 13, 20]);
+                };
+                p.push(&s, &mut out).expect("push");
+            }
+            p.finish(&mut out);
+            out.iter().map(|h| h.sample).collect::<Vec<u32>>()
+        };
+        // 1024-sample frames at 48 kHz: 7 frames (149 ms) per packet, and a
+        // time gap before frame 20 starts a new packet.
+        assert_eq!(starts(1024, 20), vec![0, 7, 14, 20, 27]);
+        // 480-sample frames (10 ms): the 13-AU cap applies first.
+        assert_eq!(starts(480, 99), vec![0, 13, 26]);
     }
 
     #[test]

@@ -236,7 +236,8 @@ fn plan_track(
         timescale: track.timescale,
         entry: entry_bytes,
     };
-    let mut packetizer = packetizer_for(&desc, mtu).map_err(|e| e.to_string())?;
+    let mut packetizer = packetizer_for(&desc, mtu)
+        .map_err(|e| format!("cannot packetize '{}': {}", fourcc_str(&e.fourcc), e.reason))?;
     if track.samples.constant_size() == Some(1) {
         return Err(format!(
             "'{}' samples are described per PCM frame (QuickTime sound)",
