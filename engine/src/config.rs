@@ -148,18 +148,24 @@ impl Config {
         let defaults = ShardConfig::default();
         let cores = args.cores.or(file.cores).unwrap_or(available_cpus.max(1));
         if cores == 0 || cores > 255 {
-            return Err(ConfigError::Invalid(format!("--cores must be 1..=255, got {cores}")));
+            return Err(ConfigError::Invalid(format!(
+                "--cores must be 1..=255, got {cores}"
+            )));
         }
         let tick_us = file.tick_us.unwrap_or(defaults.tick_us);
         if !(100..=1000).contains(&tick_us) {
-            return Err(ConfigError::Invalid(format!("tick_us must be 100..=1000, got {tick_us}")));
+            return Err(ConfigError::Invalid(format!(
+                "tick_us must be 100..=1000, got {tick_us}"
+            )));
         }
         let session_timeout_s = args
             .session_timeout
             .or(file.session_timeout)
             .unwrap_or(defaults.session_timeout_s);
         if session_timeout_s == 0 {
-            return Err(ConfigError::Invalid("--session-timeout must be at least 1 s".into()));
+            return Err(ConfigError::Invalid(
+                "--session-timeout must be at least 1 s".into(),
+            ));
         }
         Ok(Config {
             cores,
@@ -176,11 +182,20 @@ impl Config {
             hint_cache: args.hint_cache.clone().or(file.hint_cache),
             shard: ShardConfig {
                 listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
-                udp_port_base: args.udp_port_base.or(file.udp_port_base).unwrap_or(defaults.udp_port_base),
+                udp_port_base: args
+                    .udp_port_base
+                    .or(file.udp_port_base)
+                    .unwrap_or(defaults.udp_port_base),
                 tick_us,
                 session_timeout_s,
-                tcp_backlog_bytes: args.tcp_backlog.or(file.tcp_backlog).unwrap_or(defaults.tcp_backlog_bytes),
-                send_slots: file.send_slots.unwrap_or(defaults.send_slots).clamp(64, 1 << 20),
+                tcp_backlog_bytes: args
+                    .tcp_backlog
+                    .or(file.tcp_backlog)
+                    .unwrap_or(defaults.tcp_backlog_bytes),
+                send_slots: file
+                    .send_slots
+                    .unwrap_or(defaults.send_slots)
+                    .clamp(64, 1 << 20),
                 ..defaults
             },
         })
@@ -196,7 +211,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cadence-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp dir");
         let path = dir.join("c.toml");
-        std::fs::write(&path, "cores = 3\nsession_timeout = 30\nlisten = \"127.0.0.1:9000\"\n").expect("write");
+        std::fs::write(
+            &path,
+            "cores = 3\nsession_timeout = 30\nlisten = \"127.0.0.1:9000\"\n",
+        )
+        .expect("write");
         let args = ServeArgs {
             config: Some(path.clone()),
             session_timeout: Some(5),
@@ -209,9 +228,18 @@ mod tests {
         assert_eq!(c.media, PathBuf::from("media"));
 
         std::fs::write(&path, "cores = 3\nbogus = 1\n").expect("write");
-        assert!(matches!(Config::resolve(&args, 8), Err(ConfigError::Parse { .. })));
-        let zero = ServeArgs { cores: Some(0), ..Default::default() };
-        assert!(matches!(Config::resolve(&zero, 8), Err(ConfigError::Invalid(_))));
+        assert!(matches!(
+            Config::resolve(&args, 8),
+            Err(ConfigError::Parse { .. })
+        ));
+        let zero = ServeArgs {
+            cores: Some(0),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Config::resolve(&zero, 8),
+            Err(ConfigError::Invalid(_))
+        ));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

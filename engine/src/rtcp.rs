@@ -3,8 +3,8 @@
 //! top of `rtcp-types`: bytes and times in, bytes and statistics out.
 
 use rtcp_types::{
-    Bye, Compound, Packet, ReportBlock, RtcpPacketWriterExt, SdesBuilder, SdesChunk,
-    SdesItem, SenderReport,
+    Bye, Compound, Packet, ReportBlock, RtcpPacketWriterExt, SdesBuilder, SdesChunk, SdesItem,
+    SenderReport,
 };
 
 /// The CNAME every Cadence stream announces (RFC 3550 §6.5.1).
@@ -53,9 +53,8 @@ pub fn write_sender_report(info: &SenderInfo, buf: &mut [u8]) -> Option<usize> {
 }
 
 fn sdes(ssrc: u32) -> SdesBuilder<'static> {
-    SdesBuilder::default().add_chunk(
-        SdesChunk::builder(ssrc).add_item(SdesItem::builder(SdesItem::CNAME, CNAME)),
-    )
+    SdesBuilder::default()
+        .add_chunk(SdesChunk::builder(ssrc).add_item(SdesItem::builder(SdesItem::CNAME, CNAME)))
 }
 
 /// Writes a compound SR + SDES + BYE packet for `info` into `buf` (RFC 3550
@@ -164,7 +163,13 @@ mod tests {
 
     #[test]
     fn bye_contains_ssrc() {
-        let info = SenderInfo { ssrc: 7, ntp: 0, rtp_time: 0, packets: 0, octets: 0 };
+        let info = SenderInfo {
+            ssrc: 7,
+            ntp: 0,
+            rtp_time: 0,
+            packets: 0,
+            octets: 0,
+        };
         let mut buf = [0u8; 128];
         let n = write_bye(&info, &mut buf).expect("fits");
         let byes: Vec<u32> = Compound::parse(&buf[..n])

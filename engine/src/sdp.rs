@@ -83,7 +83,9 @@ pub fn describe(file: &FileSchedule, path: &str, server_ip: IpAddr) -> Result<St
             }
         }
     }
-    session.attributes.push(Attribute::with_value("control", "*"));
+    session
+        .attributes
+        .push(Attribute::with_value("control", "*"));
     session.attributes.push(Attribute::with_value(
         "range",
         format!("npt=0-{}", npt_seconds(file.duration_us)),
@@ -100,9 +102,10 @@ pub fn describe(file: &FileSchedule, path: &str, server_ip: IpAddr) -> Result<St
     }
     for (media, track) in session.medias.iter_mut().zip(&file.tracks) {
         media.attributes.retain(|a| a.attribute != "control");
-        media
-            .attributes
-            .push(Attribute::with_value("control", format!("trackID={}", track.track_id)));
+        media.attributes.push(Attribute::with_value(
+            "control",
+            format!("trackID={}", track.track_id),
+        ));
     }
     let mut out = Vec::with_capacity(text.len() + 128);
     // Writing into a Vec cannot fail.

@@ -33,19 +33,23 @@ pub enum ServerError {
 
 /// Runs the server until SIGINT/SIGTERM (or until `stop` is set).
 pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<(), ServerError> {
-    let catalog = Arc::new(Catalog::scan(&config.media).map_err(|source| ServerError::Media {
-        path: config.media.display().to_string(),
-        source,
-    })?);
+    let catalog = Arc::new(
+        Catalog::scan(&config.media).map_err(|source| ServerError::Media {
+            path: config.media.display().to_string(),
+            source,
+        })?,
+    );
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let n = config.cores;
     // Bind everything first so that errors surface before any thread starts.
     let mut sockets = Vec::with_capacity(n);
     for index in 0..n {
-        sockets.push(ShardSockets::bind(index, &config.shard).map_err(|e| ServerError::Shard {
-            index,
-            message: e.to_string(),
-        })?);
+        sockets.push(
+            ShardSockets::bind(index, &config.shard).map_err(|e| ServerError::Shard {
+                index,
+                message: e.to_string(),
+            })?,
+        );
     }
     let listen = sockets
         .first()

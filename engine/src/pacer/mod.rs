@@ -120,12 +120,22 @@ impl Pacer {
         for i in 0..self.due.len() {
             let entry = self.due[i];
             let key = entry.key as usize;
-            let Some(s) = sessions.get_mut(key) else { continue };
+            let Some(s) = sessions.get_mut(key) else {
+                continue;
+            };
             if s.epoch != entry.epoch || s.state != SessionState::Playing {
                 continue;
             }
             if !full {
-                full = !emit_session(key, s, now_us, horizon, self.late_tolerance_us, sink, &mut stats);
+                full = !emit_session(
+                    key,
+                    s,
+                    now_us,
+                    horizon,
+                    self.late_tolerance_us,
+                    sink,
+                    &mut stats,
+                );
             }
             match s.next_due_us() {
                 // A full sink leaves due packets for the next tick.
@@ -156,9 +166,13 @@ fn emit_session(
     let file: &FileSchedule = &s.file;
     let mut hdr = [0u8; MAX_HEADER_LEN];
     for t in s.tracks.iter_mut() {
-        let Some(sched) = file.tracks.get(t.track) else { continue };
+        let Some(sched) = file.tracks.get(t.track) else {
+            continue;
+        };
         while t.cursor < t.end {
-            let Some(p) = sched.packets.get(t.cursor) else { break };
+            let Some(p) = sched.packets.get(t.cursor) else {
+                break;
+            };
             let due = clock.due_us(p.send_time_us);
             if due > horizon {
                 break;
@@ -198,7 +212,11 @@ fn emit_session(
     true
 }
 
-fn write_header(t: &TrackStream, p: &ScheduledPacket, hdr: &mut [u8; MAX_HEADER_LEN]) -> Option<usize> {
+fn write_header(
+    t: &TrackStream,
+    p: &ScheduledPacket,
+    hdr: &mut [u8; MAX_HEADER_LEN],
+) -> Option<usize> {
     let channel = match t.transport {
         TrackTransport::Interleaved { rtp_channel, .. } => Some(rtp_channel),
         TrackTransport::Udp { .. } => None,

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use cadence_hinting::FileSchedule;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rtsp_types::headers::{NptRange, NptTime};
 use rtsp_types::headers::{
     Range, Transports, ALLOW, CONTENT_BASE, CONTENT_TYPE, CSEQ, PUBLIC, RANGE, RTP_INFO, SERVER,
     SESSION, TRANSPORT,
 };
-use rtsp_types::headers::{NptRange, NptTime};
 use rtsp_types::{Method, Request, Response, StatusCode, Version};
 use slab::Slab;
 
@@ -147,7 +147,14 @@ impl Controller {
                     r.insert_header(ALLOW, PUBLIC_METHODS);
                 }
                 let close = status == StatusCode::BadRequest;
-                (r, if close { vec![Effect::Close] } else { Vec::new() })
+                (
+                    r,
+                    if close {
+                        vec![Effect::Close]
+                    } else {
+                        Vec::new()
+                    },
+                )
             }
         };
         if let Some(cseq) = cseq {
@@ -201,9 +208,12 @@ impl Controller {
             return Ok(None);
         };
         let raw = v.as_str().split(';').next().unwrap_or("").trim();
-        SessionId::parse(raw)
-            .map(Some)
-            .ok_or_else(|| Fail(StatusCode::SessionNotFound, format!("bad session id {raw:?}")))
+        SessionId::parse(raw).map(Some).ok_or_else(|| {
+            Fail(
+                StatusCode::SessionNotFound,
+                format!("bad session id {raw:?}"),
+            )
+        })
     }
 
     fn lookup(&self, id: SessionId) -> Result<usize, Fail> {
@@ -259,8 +269,12 @@ impl Controller {
             .typed_header::<Transports>()
             .map_err(|_| Fail(StatusCode::BadRequest, "malformed Transport".into()))?
             .ok_or_else(|| Fail(StatusCode::BadRequest, "missing Transport".into()))?;
-        let offer = transport::choose(&offers)
-            .ok_or_else(|| Fail(StatusCode::UnsupportedTransport, "no usable transport".into()))?;
+        let offer = transport::choose(&offers).ok_or_else(|| {
+            Fail(
+                StatusCode::UnsupportedTransport,
+                "no usable transport".into(),
+            )
+        })?;
         if ctx.forwarded && matches!(offer, Offer::Interleaved(_)) {
             return Err(Fail(
                 StatusCode::UnsupportedTransport,
@@ -304,7 +318,10 @@ impl Controller {
         };
         let index = self.sessions[key].tracks.len();
         let (transport, reply) = match offer {
-            Offer::Udp { rtp_port, rtcp_port } => {
+            Offer::Udp {
+                rtp_port,
+                rtcp_port,
+            } => {
                 let rtp = SocketAddr::new(ctx.peer.ip(), rtp_port);
                 let rtcp = SocketAddr::new(ctx.peer.ip(), rtcp_port);
                 (TrackTransport::Udp { rtp, rtcp }, None)
@@ -320,7 +337,11 @@ impl Controller {
             }
         };
         // Re-SETUP of a track replaces its transport but keeps its SSRC.
-        let ssrc = match self.sessions[key].tracks.iter().position(|t| t.track == track) {
+        let ssrc = match self.sessions[key]
+            .tracks
+            .iter()
+            .position(|t| t.track == track)
+        {
             Some(i) => {
                 self.sessions[key].tracks[i].transport = transport;
                 self.sessions[key].tracks[i].ssrc
@@ -347,7 +368,13 @@ impl Controller {
             }
         };
         let value = match (offer, reply) {
-            (Offer::Udp { rtp_port, rtcp_port }, _) => transport::udp_reply(
+            (
+                Offer::Udp {
+                    rtp_port,
+                    rtcp_port,
+                },
+                _,
+            ) => transport::udp_reply(
                 SocketAddr::new(ctx.peer.ip(), rtp_port),
                 rtcp_port,
                 self.config.server_rtp_port,
@@ -403,9 +430,14 @@ impl Controller {
     }
 
     fn session_of(&self, req: &Request<Vec<u8>>) -> Result<usize, Fail> {
-        let id = self
-            .session_header(req)?
-            .ok_or_else(|| Fail(StatusCode::SessionNotFound, "no Session header".into()))?;
+        // No Session header: the client is in the Init state, where PLAY,
+        // PAUSE and TEARDOWN are not valid (RFC 2326 Appendix A.2).
+        let id = self.session_header(req)?.ok_or_else(|| {
+            Fail(
+                StatusCode::MethodNotValidInThisState,
+                "no Session header: no SETUP yet".into(),
+            )
+        })?;
         self.lookup(id)
     }
 
@@ -415,7 +447,10 @@ impl Controller {
         let target = Self::target(req)?;
         let s = &self.sessions[key];
         if target.path != s.path && !(target.path.is_empty() && target.track_id.is_none()) {
-            return Err(Fail(StatusCode::NotFound, "URL does not name the session's file".into()));
+            return Err(Fail(
+                StatusCode::NotFound,
+                "URL does not name the session's file".into(),
+            ));
         }
         if target.track_id.is_some() && s.tracks.len() > 1 {
             return Err(Fail(
@@ -433,7 +468,10 @@ impl Controller {
         let now = ctx.now_us;
         let s = &mut self.sessions[key];
         if s.tracks.is_empty() {
-            return Err(Fail(StatusCode::MethodNotValidInThisState, "no track set up".into()));
+            return Err(Fail(
+                StatusCode::MethodNotValidInThisState,
+                "no track set up".into(),
+            ));
         }
         let duration = s.file.duration_us;
         let (start_us, end_us) = match range {
@@ -486,7 +524,11 @@ impl Controller {
         }
         let range_value = match end_us {
             Some(e) => format!("npt={}-{}", sdp::npt_seconds(start), sdp::npt_seconds(e)),
-            None => format!("npt={}-{}", sdp::npt_seconds(start), sdp::npt_seconds(duration)),
+            None => format!(
+                "npt={}-{}",
+                sdp::npt_seconds(start),
+                sdp::npt_seconds(duration)
+            ),
         };
         let id = s.id;
         let mut r = empty(StatusCode::Ok);
@@ -501,7 +543,10 @@ impl Controller {
         self.check_aggregate(key, req)?;
         let s = &mut self.sessions[key];
         if s.tracks.is_empty() {
-            return Err(Fail(StatusCode::MethodNotValidInThisState, "no track set up".into()));
+            return Err(Fail(
+                StatusCode::MethodNotValidInThisState,
+                "no track set up".into(),
+            ));
         }
         if s.state == SessionState::Playing {
             let npt = s.clock.map(|c| c.npt_at(ctx.now_us)).unwrap_or(0);
@@ -565,7 +610,14 @@ impl Controller {
 
     /// Records a client's RTCP report block about our SSRC `source`, and counts
     /// it as session activity. Returns false when no session has that SSRC.
-    pub fn on_report_block(&mut self, source: u32, fraction_lost: u8, cumulative_lost: u32, jitter: u32, now_us: u64) -> bool {
+    pub fn on_report_block(
+        &mut self,
+        source: u32,
+        fraction_lost: u8,
+        cumulative_lost: u32,
+        jitter: u32,
+        now_us: u64,
+    ) -> bool {
         let Some(&(key, track)) = self.by_ssrc.get(&source) else {
             return false;
         };
@@ -634,12 +686,14 @@ fn parse_npt_range(req: &Request<Vec<u8>>) -> Result<Option<(u64, Option<u64>)>,
     let us = |t: NptTime| -> Option<Option<u64>> {
         match t {
             NptTime::Now => Some(None),
-            NptTime::Seconds(s, ns) => {
-                Some(Some(s.checked_mul(1_000_000)? + u64::from(ns.unwrap_or(0) / 1000)))
-            }
+            NptTime::Seconds(s, ns) => Some(Some(
+                s.checked_mul(1_000_000)? + u64::from(ns.unwrap_or(0) / 1000),
+            )),
             NptTime::Hms(h, m, s, ns) => {
                 let secs = h.checked_mul(3600)? + u64::from(m) * 60 + u64::from(s);
-                Some(Some(secs.checked_mul(1_000_000)? + u64::from(ns.unwrap_or(0) / 1000)))
+                Some(Some(
+                    secs.checked_mul(1_000_000)? + u64::from(ns.unwrap_or(0) / 1000),
+                ))
             }
         }
     };

@@ -32,7 +32,10 @@ pub fn next(buf: &[u8]) -> Option<(Input, usize)> {
         return None;
     }
     // Skip stray CR/LF between messages (some clients send them as keep-alives).
-    let skip = buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+    let skip = buf
+        .iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count();
     if skip > 0 {
         return Some((Input::Response, skip));
     }

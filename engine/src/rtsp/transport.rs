@@ -52,7 +52,13 @@ pub fn choose(offers: &Transports) -> Option<Offer> {
 
 /// Writes the reply `Transport` value for UDP: client and server ports, our
 /// source address and the track's SSRC (8 hex digits).
-pub fn udp_reply(client: SocketAddr, rtcp_port: u16, server_rtp: u16, source: IpAddr, ssrc: u32) -> String {
+pub fn udp_reply(
+    client: SocketAddr,
+    rtcp_port: u16,
+    server_rtp: u16,
+    source: IpAddr,
+    ssrc: u32,
+) -> String {
     format!(
         "RTP/AVP;unicast;client_port={}-{};server_port={}-{};source={};ssrc={:08X}",
         client.port(),

@@ -51,19 +51,31 @@ mod tests {
     fn file_and_track_urls() {
         assert_eq!(
             parse_target("/sample.mp4"),
-            Some(Target { path: "sample.mp4".into(), track_id: None })
+            Some(Target {
+                path: "sample.mp4".into(),
+                track_id: None
+            })
         );
         assert_eq!(
             parse_target("/dir/a%20b.mov/"),
-            Some(Target { path: "dir/a b.mov".into(), track_id: None })
+            Some(Target {
+                path: "dir/a b.mov".into(),
+                track_id: None
+            })
         );
         assert_eq!(
             parse_target("/dir/x.3gp/trackID=4"),
-            Some(Target { path: "dir/x.3gp".into(), track_id: Some(4) })
+            Some(Target {
+                path: "dir/x.3gp".into(),
+                track_id: Some(4)
+            })
         );
         assert_eq!(
             parse_target("/x.mp4/streamid=3"),
-            Some(Target { path: "x.mp4".into(), track_id: Some(3) })
+            Some(Target {
+                path: "x.mp4".into(),
+                track_id: Some(3)
+            })
         );
         assert_eq!(parse_target("/%ff"), None);
     }

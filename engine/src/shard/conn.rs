@@ -49,7 +49,13 @@ impl WriteItem {
     fn len(&self) -> usize {
         match self {
             WriteItem::Bytes(b) => b.len(),
-            WriteItem::Rtp { header_len, file, track, packet, .. } => {
+            WriteItem::Rtp {
+                header_len,
+                file,
+                track,
+                packet,
+                ..
+            } => {
                 // SAFETY: see the `file` field: the catalog keeps it alive.
                 let file = unsafe { &**file };
                 let payload = file
@@ -178,24 +184,48 @@ impl Conn {
         });
         wbuf.iov.clear();
         wbuf.headers.clear();
-        let rtp_items = self.queue.iter().take(MAX_WRITE_IOV).filter(|i| matches!(i, WriteItem::Rtp { .. })).count();
+        let rtp_items = self
+            .queue
+            .iter()
+            .take(MAX_WRITE_IOV)
+            .filter(|i| matches!(i, WriteItem::Rtp { .. }))
+            .count();
         // Reserve first: pointers into `headers` must not move while building.
         wbuf.headers.reserve(rtp_items);
         let mut skip = self.front_sent;
-        let mut scratch = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; 1 + cadence_hinting::MAX_SEGMENTS_PER_PACKET];
+        let mut scratch = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; 1 + cadence_hinting::MAX_SEGMENTS_PER_PACKET];
         for item in self.queue.iter() {
             let n = match item {
                 WriteItem::Bytes(b) => {
-                    scratch[0] = libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() };
+                    scratch[0] = libc::iovec {
+                        iov_base: b.as_ptr() as *mut libc::c_void,
+                        iov_len: b.len(),
+                    };
                     1
                 }
-                WriteItem::Rtp { header, header_len, file, track, packet } => {
+                WriteItem::Rtp {
+                    header,
+                    header_len,
+                    file,
+                    track,
+                    packet,
+                } => {
                     if wbuf.headers.len() == wbuf.headers.capacity() {
                         break;
                     }
                     wbuf.headers.push(*header);
-                    let h = wbuf.headers.last().map(|h| h.as_ptr()).unwrap_or(std::ptr::null());
-                    scratch[0] = libc::iovec { iov_base: h as *mut libc::c_void, iov_len: *header_len as usize };
+                    let h = wbuf
+                        .headers
+                        .last()
+                        .map(|h| h.as_ptr())
+                        .unwrap_or(std::ptr::null());
+                    scratch[0] = libc::iovec {
+                        iov_base: h as *mut libc::c_void,
+                        iov_len: *header_len as usize,
+                    };
                     // SAFETY: see `WriteItem::Rtp::file`.
                     let file = unsafe { &**file };
                     file.tracks
@@ -217,7 +247,10 @@ impl Conn {
                 }
                 // SAFETY: skip < iov_len, so the advanced pointer stays in range.
                 let base = unsafe { (v.iov_base as *mut u8).add(skip) };
-                wbuf.iov.push(libc::iovec { iov_base: base as *mut libc::c_void, iov_len: v.iov_len - skip });
+                wbuf.iov.push(libc::iovec {
+                    iov_base: base as *mut libc::c_void,
+                    iov_len: v.iov_len - skip,
+                });
                 skip = 0;
             }
         }

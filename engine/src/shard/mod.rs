@@ -25,7 +25,7 @@ use rtsp_types::Request;
 use slab::Slab;
 
 use crate::catalog::Catalog;
-use crate::pacer::{OutPacket, PacketSink, Pacer};
+use crate::pacer::{OutPacket, Pacer, PacketSink};
 use crate::rtcp::{self, SenderInfo};
 use crate::rtsp::framing::{self, Input};
 use crate::rtsp::{Controller, ControllerConfig, Effect, RequestCtx};
@@ -156,15 +156,18 @@ pub struct ShardSockets {
 impl ShardSockets {
     /// Binds the listener and the UDP pair of shard `index`.
     pub fn bind(index: usize, config: &ShardConfig) -> Result<Self, ShardError> {
-        let listener = net::reuseport_listener(config.listen).map_err(|source| ShardError::Bind {
-            what: format!("RTSP listener {}", config.listen),
-            source,
-        })?;
+        let listener =
+            net::reuseport_listener(config.listen).map_err(|source| ShardError::Bind {
+                what: format!("RTSP listener {}", config.listen),
+                source,
+            })?;
         let ip = config.listen.ip();
         let preferred = config.udp_port_base.saturating_add(2 * index as u16);
-        let udp = net::udp_pair(ip, preferred, config.udp_buffer_bytes).map_err(|source| ShardError::Bind {
-            what: format!("UDP RTP/RTCP pair on {ip}"),
-            source,
+        let udp = net::udp_pair(ip, preferred, config.udp_buffer_bytes).map_err(|source| {
+            ShardError::Bind {
+                what: format!("UDP RTP/RTCP pair on {ip}"),
+                source,
+            }
         })?;
         Ok(ShardSockets { listener, udp })
     }
@@ -307,7 +310,8 @@ impl Shard {
 
     fn arm_rtcp_recv(&mut self) {
         let fd = self.sockets.udp.rtcp.as_raw_fd();
-        self.rtcp_recv.msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        self.rtcp_recv.msg.msg_namelen =
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
         let e = opcode::RecvMsg::new(types::Fd(fd), &mut self.rtcp_recv.msg)
             .build()
             .user_data(Op::RtcpRecv.encode());
@@ -315,7 +319,9 @@ impl Shard {
     }
 
     fn arm_recv(&mut self, key: usize) {
-        let Some(c) = self.conns.get_mut(key) else { return };
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
         if c.recv_pending || c.closing {
             return;
         }
@@ -349,7 +355,8 @@ impl Shard {
                 next_housekeeping = now + 100_000;
             }
             if now >= next_report {
-                self.stats.log(self.index, self.controller.sessions.len(), 10);
+                self.stats
+                    .log(self.index, self.controller.sessions.len(), 10);
                 next_report = now + 10_000_000;
             }
             // Sleep until the next tick boundary (or a completion).
@@ -360,7 +367,11 @@ impl Shard {
             let args = types::SubmitArgs::new().timespec(&ts);
             match self.ring.submitter().submit_with_args(1, &args) {
                 Ok(_) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
+                    ) => {}
                 Err(e) => {
                     tracing::error!(shard = self.index, error = %e, "io_uring_enter failed");
                     std::thread::sleep(Duration::from_millis(1));
@@ -412,7 +423,9 @@ impl Shard {
             self.arm_accept();
         }
         net::tune_accepted(fd.as_raw_fd());
-        let Some((local, peer)) = net::addresses(fd.as_raw_fd()) else { return };
+        let Some((local, peer)) = net::addresses(fd.as_raw_fd()) else {
+            return;
+        };
         let generation = self.next_generation;
         self.next_generation = self.next_generation.wrapping_add(1).max(1);
         let key = self.conns.insert(Conn::new(fd, generation, peer, local));
@@ -432,7 +445,9 @@ impl Shard {
     }
 
     fn on_recv(&mut self, key: usize, generation: u32, res: i32, now: u64) {
-        let Some(c) = self.conns.get_mut(key) else { return };
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
         if c.generation != generation {
             return;
         }
@@ -452,18 +467,30 @@ impl Shard {
 
     fn process_input(&mut self, key: usize, now: u64) {
         loop {
-            let Some(c) = self.conns.get_mut(key) else { return };
+            let Some(c) = self.conns.get_mut(key) else {
+                return;
+            };
             if c.closing || c.close_after_write {
                 c.rbuf.clear();
                 return;
             }
-            let Some((input, used)) = framing::next(&c.rbuf) else { return };
+            let Some((input, used)) = framing::next(&c.rbuf) else {
+                return;
+            };
             c.rbuf.drain(..used);
             let (peer, local) = (c.peer, c.local);
             match input {
                 Input::Request(req) => {
-                    let Some(conn) = self.conn_id(key) else { return };
-                    let ctx = RequestCtx { conn, peer, local, now_us: now, forwarded: false };
+                    let Some(conn) = self.conn_id(key) else {
+                        return;
+                    };
+                    let ctx = RequestCtx {
+                        conn,
+                        peer,
+                        local,
+                        now_us: now,
+                        forwarded: false,
+                    };
                     self.handle_request(ctx, req, None);
                 }
                 Input::Data { channel, payload } => {
@@ -493,7 +520,9 @@ impl Shard {
         let reply = self.controller.handle(&ctx, &req);
         if let Some(Effect::Forward(owner)) = reply.effects.first() {
             let owner = *owner;
-            let cseq = req.header(&rtsp_types::headers::CSEQ).map(|v| v.as_str().to_string());
+            let cseq = req
+                .header(&rtsp_types::headers::CSEQ)
+                .map(|v| v.as_str().to_string());
             if let Some(tx) = self.peers.get(owner) {
                 let msg = ShardMsg::Request {
                     from: self.index,
@@ -535,7 +564,13 @@ impl Shard {
         self.send_response(ctx.conn, reply.response, close, reply_to);
     }
 
-    fn send_response(&mut self, conn: ConnId, response: rtsp_types::Response<Vec<u8>>, close: bool, reply_to: Option<usize>) {
+    fn send_response(
+        &mut self,
+        conn: ConnId,
+        response: rtsp_types::Response<Vec<u8>>,
+        close: bool,
+        reply_to: Option<usize>,
+    ) {
         let mut bytes = Vec::with_capacity(256 + response.body().len());
         if response.write(&mut bytes).is_err() {
             return;
@@ -552,7 +587,9 @@ impl Shard {
 
     fn write_to_conn(&mut self, conn: ConnId, bytes: Vec<u8>, close: bool) {
         let key = conn.index as usize;
-        let Some(c) = self.conns.get_mut(key) else { return };
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
         if c.generation != conn.generation || c.closing {
             return;
         }
@@ -581,7 +618,9 @@ impl Shard {
     }
 
     fn flush(&mut self, key: usize) {
-        let Some(c) = self.conns.get_mut(key) else { return };
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
         c.dirty = false;
         if c.closing {
             return;
@@ -604,7 +643,9 @@ impl Shard {
     }
 
     fn on_write(&mut self, key: usize, generation: u32, res: i32) {
-        let Some(c) = self.conns.get_mut(key) else { return };
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
         if c.generation != generation {
             return;
         }
@@ -624,12 +665,17 @@ impl Shard {
     /// Starts closing a connection: its interleaved sessions end, in-flight
     /// operations are cancelled, and the slab entry is freed when they finish.
     fn close_conn(&mut self, key: usize) {
-        let Some(c) = self.conns.get_mut(key) else { return };
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
         if c.closing {
             return;
         }
         c.closing = true;
-        let id = ConnId { index: key as u32, generation: c.generation };
+        let id = ConnId {
+            index: key as u32,
+            generation: c.generation,
+        };
         // SAFETY: shutdown on our own socket makes pending operations complete.
         unsafe { libc::shutdown(c.raw_fd(), libc::SHUT_RDWR) };
         let recv_pending = c.recv_pending;
@@ -679,8 +725,20 @@ impl Shard {
     fn drain_messages(&mut self, now: u64) {
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
-                ShardMsg::Request { from, conn, peer, local, request } => {
-                    let ctx = RequestCtx { conn, peer, local, now_us: now, forwarded: true };
+                ShardMsg::Request {
+                    from,
+                    conn,
+                    peer,
+                    local,
+                    request,
+                } => {
+                    let ctx = RequestCtx {
+                        conn,
+                        peer,
+                        local,
+                        now_us: now,
+                        forwarded: true,
+                    };
                     self.handle_request(ctx, *request, Some(from));
                 }
                 ShardMsg::Response { conn, bytes, close } => self.write_to_conn(conn, bytes, close),
@@ -696,7 +754,9 @@ impl Shard {
             dirty: &mut self.dirty,
             rtp_fd: self.sockets.udp.rtp.as_raw_fd(),
         };
-        let tick = self.pacer.tick(now, &mut self.controller.sessions, &mut sink);
+        let tick = self
+            .pacer
+            .tick(now, &mut self.controller.sessions, &mut sink);
         self.stats.add_tick(&tick);
         for i in 0..self.pacer.finished.len() {
             let key = self.pacer.finished[i];
@@ -733,7 +793,9 @@ impl Shard {
             .map(|(k, _)| k)
             .collect();
         for key in due {
-            let Some(s) = self.controller.sessions.get_mut(key) else { continue };
+            let Some(s) = self.controller.sessions.get_mut(key) else {
+                continue;
+            };
             s.next_sr_us = now + self.config.sr_interval_us;
             let snapshot = SessionRtcp::of_at(s, now);
             self.send_rtcp_all(&snapshot, false);
@@ -776,7 +838,9 @@ impl Shard {
                         self.push(e);
                     }
                 }
-                TrackTransport::Interleaved { conn, rtcp_channel, .. } => {
+                TrackTransport::Interleaved {
+                    conn, rtcp_channel, ..
+                } => {
                     buf[0] = b'$';
                     buf[1] = rtcp_channel;
                     buf[2..4].copy_from_slice(&(n as u16).to_be_bytes());
@@ -805,7 +869,11 @@ impl Shard {
             self.reap(now);
             self.flush_dirty();
         }
-        tracing::info!(shard = self.index, sessions = n, "shard stopped; sent RTCP BYE");
+        tracing::info!(
+            shard = self.index,
+            sessions = n,
+            "shard stopped; sent RTCP BYE"
+        );
     }
 }
 
@@ -896,7 +964,9 @@ impl PacketSink for UringSink<'_> {
             }
             TrackTransport::Interleaved { conn, .. } => {
                 let key = conn.index as usize;
-                let Some(c) = self.conns.get_mut(key) else { return true };
+                let Some(c) = self.conns.get_mut(key) else {
+                    return true;
+                };
                 if c.generation != conn.generation || c.closing {
                     return true;
                 }

@@ -34,7 +34,10 @@ pub fn to_sockaddr(addr: SocketAddr, v6_socket: bool) -> (libc::sockaddr_in6, li
             unsafe {
                 std::ptr::write(&mut out as *mut _ as *mut libc::sockaddr_in, sin);
             }
-            (out, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+            (
+                out,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
         }
         (a, _) => {
             let v6 = match a {
@@ -46,7 +49,10 @@ pub fn to_sockaddr(addr: SocketAddr, v6_socket: bool) -> (libc::sockaddr_in6, li
             out.sin6_addr = libc::in6_addr {
                 s6_addr: v6.octets(),
             };
-            (out, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+            (
+                out,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
         }
     }
 }
@@ -68,7 +74,12 @@ pub fn from_sockaddr(storage: &libc::sockaddr_in6, len: libc::socklen_t) -> Opti
     }
 }
 
-fn set_int(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn set_int(
+    fd: libc::c_int,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: plain setsockopt with a c_int option value.
     cvt(unsafe {
         libc::setsockopt(
@@ -85,7 +96,11 @@ fn set_int(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: libc::
 /// Binds a TCP listener on `addr` with SO_REUSEADDR and SO_REUSEPORT, backlog
 /// 4096. Every shard calls this for the same address.
 pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
-    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // SAFETY: socket(2) returns a new descriptor or -1.
     let fd = cvt(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: fd is a fresh descriptor we own.
