@@ -291,9 +291,12 @@ fn plan_track(
         });
     }
     for i in 0..timing.len() {
+        // Decode times never decrease; `max` keeps a hostile table from
+        // underflowing.
         let end = timing
             .get(i + 1)
-            .map_or(duration.max(timing[i].time), |n| n.time);
+            .map_or(duration, |n| n.time)
+            .max(timing[i].time);
         timing[i].duration = u32::try_from(end - timing[i].time)
             .map_err(|_| "hint sample longer than 2^32 ticks".to_string())?;
     }
