@@ -8,7 +8,7 @@ pub const MAX_DROPOUT: u16 = 3000;
 /// a discontinuity (RFC 3550 A.1 `MAX_MISORDER`).
 pub const MAX_MISORDER: u16 = 100;
 /// Extended sequence numbers start one cycle (2^16) above zero, so that packets
-/// older than the first one received (late, or announced in RTP-Info) still
+/// older than the first one received (arriving late) still
 /// have a non-negative extended number.
 const ORIGIN: u64 = 1 << 16;
 
@@ -47,8 +47,8 @@ pub struct SeqTracker {
     window: u128,
     /// Sequence number that would confirm a discontinuity (RFC 3550 `bad_seq`).
     bad_seq: Option<u16>,
-    /// Sequence number the server announced for the first packet (RTP-Info).
-    announced_first: Option<u16>,
+    /// Sequence number of the first packet received.
+    first_seq: Option<u16>,
     /// Expected and unique counts of the segments closed by discontinuities.
     closed_expected: u64,
     closed_unique: u64,
@@ -70,33 +70,12 @@ impl SeqTracker {
         Self::default()
     }
 
-    /// Records that the server announced `seq` as the sequence number of the
-    /// stream's first packet (RTSP RTP-Info `seq=`, RFC 2326 §12.33). Packets
-    /// from `seq` on are expected, so losing the very first packets counts as
-    /// loss. Ignored when `seq` is not within [`MAX_MISORDER`] behind (or
-    /// [`MAX_DROPOUT`] ahead of) the first packet received.
-    pub fn announce_first(&mut self, seq: u16) {
-        if !self.started {
-            self.announced_first = Some(seq);
-            return;
-        }
-        let behind = (self.base_ext as u16).wrapping_sub(seq);
-        if behind != 0 && behind <= MAX_MISORDER {
-            self.base_ext -= u64::from(behind);
-        }
-    }
-
     /// Accounts one packet with sequence number `seq`.
     pub fn on_packet(&mut self, seq: u16) -> SeqOutcome {
         self.received += 1;
         if !self.started {
             self.start(seq);
-            if let Some(first) = self.announced_first.take() {
-                let ahead = seq.wrapping_sub(first);
-                if ahead <= MAX_DROPOUT {
-                    self.base_ext = self.max_ext - u64::from(ahead);
-                }
-            }
+            self.first_seq = Some(seq);
             return SeqOutcome::InOrder;
         }
         let delta = seq.wrapping_sub(self.max_seq);
@@ -183,6 +162,12 @@ impl SeqTracker {
     pub fn extended_highest(&self) -> u32 {
         // Remove the internal origin; wrap into 32 bits as the field does.
         (self.max_ext.wrapping_sub(ORIGIN)) as u32
+    }
+
+    /// Sequence number of the first packet received (the base of the
+    /// expected count, as in RFC 3550 A.1).
+    pub fn first_seq(&self) -> Option<u16> {
+        self.first_seq
     }
 
     /// True once a packet was received.
@@ -275,25 +260,6 @@ mod tests {
         assert_eq!(t.duplicates, 2);
         assert_eq!(t.expected(), 9);
         assert_eq!(t.lost(), 1);
-    }
-
-    #[test]
-    fn announced_first_counts_lost_head() {
-        let mut t = SeqTracker::new();
-        t.announce_first(500);
-        for s in 503..600 {
-            t.on_packet(s);
-        }
-        assert_eq!(t.expected(), 100);
-        assert_eq!(t.lost(), 3);
-
-        // Announcement after the first packets arrived works too.
-        let mut t = SeqTracker::new();
-        t.on_packet(65535);
-        t.on_packet(0);
-        t.announce_first(65533);
-        assert_eq!(t.expected(), 4);
-        assert_eq!(t.lost(), 2);
     }
 
     #[test]

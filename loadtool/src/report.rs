@@ -1,0 +1,478 @@
+//! The run's report: aggregation of the workers' results, and the JSON schema
+//! (documented key by key in `loadtool/README.md`).
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::kernel::UdpCounters;
+use crate::plan::{Transport, TransportMode};
+use crate::record::{SessionRecord, Totals};
+use crate::shared::lateness_histogram;
+
+/// Name and version of the tool.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tool {
+    /// `cadence-loadtool`.
+    pub name: &'static str,
+    /// Crate version.
+    pub version: &'static str,
+}
+
+/// Settings the run used.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Sessions started per second.
+    pub ramp_per_s: f64,
+    /// Requested measurement window, s.
+    pub duration_s: f64,
+    /// Connect / request timeout, s.
+    pub timeout_s: f64,
+    /// Worker threads.
+    pub workers: usize,
+    /// CPUs the workers were pinned to (empty: not pinned).
+    pub cpus: Vec<usize>,
+    /// UDP port pairs per worker and address family.
+    pub udp_pairs: usize,
+    /// Receive buffer granted per UDP socket, bytes (0: no UDP).
+    pub rcvbuf_bytes: usize,
+    /// Event-loop coalescing interval, µs.
+    pub coalesce_us: u64,
+    /// Highest loss that passes, percent.
+    pub max_loss_pct: f64,
+}
+
+/// Client counts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Clients {
+    /// `--clients`.
+    pub requested: usize,
+    /// Clients whose connect was started.
+    pub started: usize,
+    /// Clients whose PLAY was answered 2xx.
+    pub playing: usize,
+    /// Clients with a failure (any phase, `failures` gives causes).
+    pub failed: usize,
+    /// Clients over UDP / TCP.
+    pub udp: usize,
+    /// Clients over TCP.
+    pub tcp: usize,
+}
+
+/// Packet counts, all streams.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Packets {
+    /// RTP packets received and counted (duplicates included).
+    pub received: u64,
+    /// Packets expected from sequence numbers.
+    pub expected: u64,
+    /// Packets lost (sum over streams of expected − distinct received).
+    pub lost: u64,
+    /// `lost / expected`, percent.
+    pub loss_pct: f64,
+    /// Duplicate packets.
+    pub duplicates: u64,
+    /// Packets that arrived after a higher sequence number.
+    pub reordered: u64,
+    /// UDP datagrams for no known stream.
+    pub unknown_ssrc: u64,
+    /// Datagrams or frames that arrived after counting ended (not counted).
+    pub after_stop: u64,
+    /// Datagrams or interleaved frames that are not RTP.
+    pub malformed: u64,
+    /// Datagrams longer than 4096 bytes (cut).
+    pub truncated: u64,
+}
+
+/// Byte counts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Bytes {
+    /// RTP bytes received (header + payload, no UDP/IP/interleaved framing).
+    pub received: u64,
+}
+
+/// Rates over the measurement window.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Rates {
+    /// RTP packets per second.
+    pub packets_per_s: f64,
+    /// RTP megabits per second (10^6 bits).
+    pub mbit_per_s: f64,
+}
+
+/// Lateness percentiles, µs (early packets count as 0).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Lateness {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Highest.
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Packets recorded.
+    pub samples: u64,
+    /// Packets that arrived before their time (negative lateness).
+    pub early_packets: u64,
+}
+
+/// Distribution over streams or sessions, ms.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MsDistribution {
+    /// Median, ms.
+    pub p50: f64,
+    /// 99th percentile, ms.
+    pub p99: f64,
+    /// Highest, ms.
+    pub max: f64,
+    /// Values recorded.
+    pub samples: u64,
+}
+
+/// RTCP counts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Rtcp {
+    /// Receiver reports sent.
+    pub rr_sent: u64,
+    /// RTCP packets received.
+    pub received: u64,
+    /// Sender reports received (over all streams).
+    pub sender_reports: u64,
+    /// Streams that got a BYE.
+    pub byes: u64,
+    /// RTCP packets that did not parse.
+    pub malformed: u64,
+}
+
+/// RTSP counts beyond setup.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Rtsp {
+    /// Keep-alive requests sent.
+    pub keepalives: u64,
+    /// Reconnections of closed idle control connections (UDP sessions).
+    pub reconnects: u64,
+}
+
+/// CPU time of the tool (or the server) over the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cpu {
+    /// User CPU, s.
+    pub user_s: f64,
+    /// System CPU, s.
+    pub system_s: f64,
+    /// (user + system) / packets received, µs.
+    pub us_per_packet: f64,
+}
+
+/// CPU time of the server process given with `--server-pid`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerCpu {
+    /// The process id.
+    pub pid: u32,
+    /// Its CPU time and cost per packet this tool received.
+    #[serde(flatten)]
+    pub cpu: Cpu,
+}
+
+/// Pass / fail.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Verdict {
+    /// True when no client failed and loss is at most `max_loss_pct`.
+    pub passed: bool,
+    /// Why it failed (empty when passed).
+    pub reasons: Vec<String>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Tool name and version.
+    pub tool: Tool,
+    /// URLs, in round-robin order.
+    pub urls: Vec<String>,
+    /// `--transport`.
+    pub transport: TransportMode,
+    /// Settings used.
+    pub settings: Settings,
+    /// Measurement window: from the moment every client played or failed
+    /// (or the first failure-free end of the ramp) to the end of counting, s.
+    pub duration_s: f64,
+    /// From the start of the run to that moment, s.
+    pub ramp_s: f64,
+    /// Whole run including TEARDOWN, s.
+    pub wall_s: f64,
+    /// True when SIGINT/SIGTERM cut the run short.
+    pub interrupted: bool,
+    /// Client counts.
+    pub clients: Clients,
+    /// Packet counts.
+    pub packets: Packets,
+    /// Byte counts.
+    pub bytes: Bytes,
+    /// Rates during the measurement window.
+    pub rates: Rates,
+    /// Lateness, µs.
+    pub lateness_us: Lateness,
+    /// RFC 3550 jitter at the end of each stream, ms, over streams.
+    pub jitter_ms: MsDistribution,
+    /// Connect to PLAY reply, ms, over sessions that played.
+    pub setup_ms: MsDistribution,
+    /// RTCP.
+    pub rtcp: Rtcp,
+    /// RTSP.
+    pub rtsp: Rtsp,
+    /// Host UDP counters, after − before.
+    pub kernel_udp: Option<UdpCounters>,
+    /// Tool CPU.
+    pub cpu: Cpu,
+    /// Server CPU (with `--server-pid`).
+    pub server_cpu: Option<ServerCpu>,
+    /// Failure cause → clients.
+    pub failures: BTreeMap<String, u64>,
+    /// Errors that stopped workers (sockets could not be created, …).
+    pub errors: Vec<String>,
+    /// Pass / fail.
+    pub verdict: Verdict,
+    /// One entry per client.
+    pub sessions: Vec<SessionRecord>,
+}
+
+/// Inputs to [`build`] that come from the coordinator rather than workers.
+#[derive(Debug, Clone)]
+pub struct RunFacts {
+    /// URLs.
+    pub urls: Vec<String>,
+    /// Transport mode.
+    pub transport: TransportMode,
+    /// Settings.
+    pub settings: Settings,
+    /// Requested clients.
+    pub requested: usize,
+    /// Measurement window, s.
+    pub duration_s: f64,
+    /// Ramp, s.
+    pub ramp_s: f64,
+    /// Whole run, s.
+    pub wall_s: f64,
+    /// Interrupted by a signal.
+    pub interrupted: bool,
+    /// Packets and bytes counted during the window.
+    pub window_packets: u64,
+    /// Bytes counted during the window.
+    pub window_bytes: u64,
+    /// Kernel UDP counters, after − before.
+    pub kernel_udp: Option<UdpCounters>,
+    /// Tool CPU over the run.
+    pub cpu: crate::cpu::CpuTimes,
+    /// Server pid and CPU over the run.
+    pub server_cpu: Option<(u32, crate::cpu::CpuTimes)>,
+}
+
+fn ms_histogram() -> Histogram<u64> {
+    // µs resolution, up to an hour.
+    lateness_histogram()
+}
+
+fn ms_distribution(h: &Histogram<u64>) -> MsDistribution {
+    if h.is_empty() {
+        return MsDistribution::default();
+    }
+    MsDistribution {
+        p50: h.value_at_quantile(0.5) as f64 / 1000.0,
+        p99: h.value_at_quantile(0.99) as f64 / 1000.0,
+        max: h.max() as f64 / 1000.0,
+        samples: h.len(),
+    }
+}
+
+fn cpu_of(t: &crate::cpu::CpuTimes, packets: u64) -> Cpu {
+    Cpu {
+        user_s: t.user.as_secs_f64(),
+        system_s: t.system.as_secs_f64(),
+        us_per_packet: if packets == 0 {
+            0.0
+        } else {
+            t.total().as_secs_f64() * 1e6 / packets as f64
+        },
+    }
+}
+
+/// Adds worker `totals` into `sum`.
+fn add_totals(sum: &mut Totals, t: &Totals) {
+    sum.packets += t.packets;
+    sum.bytes += t.bytes;
+    sum.early_packets += t.early_packets;
+    sum.unknown_ssrc += t.unknown_ssrc;
+    sum.after_stop += t.after_stop;
+    sum.malformed_rtp += t.malformed_rtp;
+    sum.truncated += t.truncated;
+    sum.unknown_channel += t.unknown_channel;
+    sum.rtcp_received += t.rtcp_received;
+    sum.rtcp_sent += t.rtcp_sent;
+    sum.rtcp_malformed += t.rtcp_malformed;
+    sum.keepalives += t.keepalives;
+}
+
+/// Builds the report from the workers' results.
+pub fn build(facts: RunFacts, results: Vec<crate::worker::WorkerResult>, max_loss_pct: f64) -> Report {
+    let mut totals = Totals::default();
+    let mut lateness = lateness_histogram();
+    let mut sessions = Vec::new();
+    let mut errors = Vec::new();
+    let mut rcvbuf = usize::MAX;
+    for r in results {
+        add_totals(&mut totals, &r.totals);
+        let _ = lateness.add(&r.lateness);
+        sessions.extend(r.sessions);
+        if let Some(e) = r.error {
+            errors.push(e);
+        }
+        if r.udp_pairs > 0 {
+            rcvbuf = rcvbuf.min(r.rcvbuf);
+        }
+    }
+    sessions.sort_by_key(|s| s.index);
+    let mut settings = facts.settings;
+    settings.rcvbuf_bytes = if rcvbuf == usize::MAX { 0 } else { rcvbuf };
+
+    let mut clients = Clients {
+        requested: facts.requested,
+        ..Clients::default()
+    };
+    let mut packets = Packets::default();
+    let mut rtcp = Rtcp {
+        rr_sent: totals.rtcp_sent,
+        received: totals.rtcp_received,
+        malformed: totals.rtcp_malformed,
+        ..Rtcp::default()
+    };
+    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    let mut jitter = ms_histogram();
+    let mut setup = ms_histogram();
+    let mut reconnects = 0u64;
+    for s in &sessions {
+        match s.transport {
+            Transport::Udp => clients.udp += 1,
+            Transport::Tcp => clients.tcp += 1,
+        }
+        clients.started += usize::from(s.started);
+        clients.playing += usize::from(s.setup_ms.is_some());
+        reconnects += u64::from(s.reconnects);
+        if let Some(f) = &s.failure {
+            clients.failed += 1;
+            *failures.entry(f.cause.clone()).or_default() += 1;
+        }
+        if let Some(ms) = s.setup_ms {
+            setup.saturating_record((ms * 1000.0).round() as u64);
+        }
+        for st in &s.streams {
+            packets.expected += st.expected;
+            packets.lost += st.lost;
+            packets.duplicates += st.duplicates;
+            packets.reordered += st.reordered;
+            rtcp.sender_reports += st.sender_reports;
+            rtcp.byes += u64::from(st.bye);
+            if st.packets > 1 {
+                jitter.saturating_record((st.jitter_ms * 1000.0).round() as u64);
+            }
+        }
+    }
+    packets.received = totals.packets;
+    packets.unknown_ssrc = totals.unknown_ssrc;
+    packets.after_stop = totals.after_stop;
+    packets.malformed = totals.malformed_rtp;
+    packets.truncated = totals.truncated;
+    packets.loss_pct = if packets.expected == 0 {
+        0.0
+    } else {
+        packets.lost as f64 * 100.0 / packets.expected as f64
+    };
+
+    let lateness_us = if lateness.is_empty() {
+        Lateness {
+            early_packets: totals.early_packets,
+            ..Lateness::default()
+        }
+    } else {
+        Lateness {
+            p50: lateness.value_at_quantile(0.5),
+            p90: lateness.value_at_quantile(0.9),
+            p99: lateness.value_at_quantile(0.99),
+            p999: lateness.value_at_quantile(0.999),
+            max: lateness.max(),
+            mean: lateness.mean(),
+            samples: lateness.len(),
+            early_packets: totals.early_packets,
+        }
+    };
+
+    let window = facts.duration_s;
+    let rates = if window > 0.0 {
+        Rates {
+            packets_per_s: facts.window_packets as f64 / window,
+            mbit_per_s: facts.window_bytes as f64 * 8.0 / window / 1e6,
+        }
+    } else {
+        Rates::default()
+    };
+
+    let mut reasons = Vec::new();
+    if clients.failed > 0 {
+        reasons.push(format!("{} of {} clients failed", clients.failed, clients.requested));
+    }
+    if packets.loss_pct > max_loss_pct {
+        reasons.push(format!("loss {:.4}% exceeds {}%", packets.loss_pct, max_loss_pct));
+    }
+    if !errors.is_empty() {
+        reasons.push(format!("{} worker error(s)", errors.len()));
+    }
+    let not_run = clients.requested.saturating_sub(clients.started);
+    if not_run > 0 && !facts.interrupted {
+        reasons.push(format!("{not_run} clients never started"));
+    }
+
+    Report {
+        tool: Tool {
+            name: "cadence-loadtool",
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        urls: facts.urls,
+        transport: facts.transport,
+        settings,
+        duration_s: facts.duration_s,
+        ramp_s: facts.ramp_s,
+        wall_s: facts.wall_s,
+        interrupted: facts.interrupted,
+        clients,
+        bytes: Bytes { received: totals.bytes },
+        rates,
+        lateness_us,
+        jitter_ms: ms_distribution(&jitter),
+        setup_ms: ms_distribution(&setup),
+        rtcp,
+        rtsp: Rtsp {
+            keepalives: totals.keepalives,
+            reconnects,
+        },
+        kernel_udp: facts.kernel_udp,
+        cpu: cpu_of(&facts.cpu, totals.packets),
+        server_cpu: facts.server_cpu.map(|(pid, t)| ServerCpu {
+            pid,
+            cpu: cpu_of(&t, totals.packets),
+        }),
+        failures,
+        errors,
+        verdict: Verdict {
+            passed: reasons.is_empty(),
+            reasons,
+        },
+        packets,
+        sessions,
+    }
+}

@@ -1,0 +1,180 @@
+//! The summary table printed on stdout at the end of a run.
+
+use std::fmt::Write;
+
+use crate::report::Report;
+
+/// Formats `n` with thousands separators.
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The summary table of `report`.
+pub fn table(report: &Report) -> String {
+    let r = report;
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    rows.push((
+        "clients",
+        format!(
+            "requested {}  started {}  playing {}  failed {}  (udp {}, tcp {})",
+            r.clients.requested, r.clients.started, r.clients.playing, r.clients.failed, r.clients.udp, r.clients.tcp
+        ),
+    ));
+    rows.push((
+        "time",
+        format!(
+            "window {:.2} s after {:.2} s of ramp; {:.2} s in all{}",
+            r.duration_s,
+            r.ramp_s,
+            r.wall_s,
+            if r.interrupted { " (interrupted)" } else { "" }
+        ),
+    ));
+    rows.push((
+        "packets",
+        format!(
+            "{} received  {} expected  {} lost ({:.4}%)  {} duplicate  {} reordered",
+            thousands(r.packets.received),
+            thousands(r.packets.expected),
+            thousands(r.packets.lost),
+            r.packets.loss_pct,
+            thousands(r.packets.duplicates),
+            thousands(r.packets.reordered)
+        ),
+    ));
+    if r.packets.unknown_ssrc + r.packets.malformed + r.packets.truncated > 0 {
+        rows.push((
+            "stray",
+            format!(
+                "{} unknown SSRC  {} not RTP  {} truncated",
+                thousands(r.packets.unknown_ssrc),
+                thousands(r.packets.malformed),
+                thousands(r.packets.truncated)
+            ),
+        ));
+    }
+    rows.push((
+        "bytes",
+        format!("{} received", thousands(r.bytes.received)),
+    ));
+    rows.push((
+        "rate",
+        format!(
+            "{} packets/s  {:.2} Mbit/s (measurement window)",
+            thousands(r.rates.packets_per_s.round() as u64),
+            r.rates.mbit_per_s
+        ),
+    ));
+    let l = &r.lateness_us;
+    rows.push((
+        "lateness µs",
+        format!(
+            "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  ({} early packets)",
+            thousands(l.p50),
+            thousands(l.p90),
+            thousands(l.p99),
+            thousands(l.p999),
+            thousands(l.max),
+            thousands(l.early_packets)
+        ),
+    ));
+    rows.push((
+        "jitter ms",
+        format!(
+            "p50 {:.3}  p99 {:.3}  max {:.3}  ({} streams)",
+            r.jitter_ms.p50, r.jitter_ms.p99, r.jitter_ms.max, r.jitter_ms.samples
+        ),
+    ));
+    rows.push((
+        "setup ms",
+        format!(
+            "p50 {:.1}  p99 {:.1}  max {:.1}",
+            r.setup_ms.p50, r.setup_ms.p99, r.setup_ms.max
+        ),
+    ));
+    rows.push((
+        "rtcp",
+        format!(
+            "{} RR sent  {} received ({} SR, {} BYE)",
+            thousands(r.rtcp.rr_sent),
+            thousands(r.rtcp.received),
+            thousands(r.rtcp.sender_reports),
+            r.rtcp.byes
+        ),
+    ));
+    rows.push((
+        "kernel UDP",
+        match &r.kernel_udp {
+            Some(k) => format!(
+                "InDatagrams +{}  RcvbufErrors +{}  InErrors +{} (host-wide)",
+                thousands(k.in_datagrams),
+                thousands(k.rcvbuf_errors),
+                thousands(k.in_errors)
+            ),
+            None => "unavailable".into(),
+        },
+    ));
+    rows.push((
+        "tool cpu",
+        format!(
+            "user {:.2} s  system {:.2} s  {:.3} µs/packet",
+            r.cpu.user_s, r.cpu.system_s, r.cpu.us_per_packet
+        ),
+    ));
+    if let Some(s) = &r.server_cpu {
+        rows.push((
+            "server cpu",
+            format!(
+                "pid {}  user {:.2} s  system {:.2} s  {:.3} µs/packet",
+                s.pid, s.cpu.user_s, s.cpu.system_s, s.cpu.us_per_packet
+            ),
+        ));
+    }
+    rows.push((
+        "failures",
+        if r.failures.is_empty() {
+            "none".into()
+        } else {
+            r.failures.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join("  ")
+        },
+    ));
+    for e in &r.errors {
+        rows.push(("error", e.clone()));
+    }
+    rows.push((
+        "verdict",
+        if r.verdict.passed {
+            "PASS".into()
+        } else {
+            format!("FAIL: {}", r.verdict.reasons.join("; "))
+        },
+    ));
+    let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (k, v) in rows {
+        let pad = width - k.chars().count();
+        let _ = writeln!(out, "{k}{}  {v}", " ".repeat(pad));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+}

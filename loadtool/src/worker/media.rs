@@ -1,0 +1,187 @@
+//! The receive path: RTP and RTCP from the shared UDP sockets (recvmmsg
+//! batches, demultiplexed by SSRC) and from interleaved TCP frames.
+
+use std::os::fd::AsRawFd;
+
+use rtp_types::RtpPacket;
+
+use super::Worker;
+use crate::net::timestamp;
+use crate::net::udp::BATCH;
+use crate::rtcp::{read_compound, RtcpEvent};
+
+/// recvmmsg calls per readiness event before other sockets get a turn.
+const BATCHES_PER_EVENT: usize = 16;
+
+/// True when `data` looks like RTCP rather than RTP (RFC 5761 §4: packet
+/// types 192–223 fall where RTP's marker bit and payload type would be).
+#[inline]
+fn is_rtcp(data: &[u8]) -> bool {
+    data.len() >= 2 && (192..=223).contains(&data[1])
+}
+
+impl Worker {
+    /// Reads every waiting datagram of pair `pair`'s RTP socket.
+    pub(super) fn on_rtp_socket(&mut self, pair: usize) {
+        let Some(p) = self.pairs.get(pair) else { return };
+        let fd = p.sockets.rtp.as_raw_fd();
+        let pair16 = pair as u16;
+        let mut muxed_rtcp: Vec<(Vec<u8>, u64)> = Vec::new();
+        for _ in 0..BATCHES_PER_EVENT {
+            let n = match self.batch.recv(fd) {
+                Ok(n) => n,
+                Err(_) => break,
+            };
+            let fallback_ns = if n > 0 { timestamp::realtime_ns() } else { 0 };
+            for i in 0..n {
+                let Some(d) = self.batch.get(i) else { break };
+                if d.truncated {
+                    self.totals.truncated += 1;
+                }
+                let arrival = d.timestamp_ns.unwrap_or(fallback_ns);
+                if is_rtcp(d.data) {
+                    muxed_rtcp.push((d.data.to_vec(), arrival));
+                    continue;
+                }
+                let Ok(packet) = RtpPacket::parse(d.data) else {
+                    self.totals.malformed_rtp += 1;
+                    continue;
+                };
+                match self.demux.lookup(pair16, packet.ssrc(), d.source_port) {
+                    Some((stream, learned)) => {
+                        if learned {
+                            let m = &mut self.meta[stream as usize];
+                            m.ssrc = Some(packet.ssrc());
+                            m.source_port = None;
+                        }
+                        let late = self.streams[stream as usize].on_rtp(
+                            packet.sequence_number(),
+                            packet.timestamp(),
+                            d.data.len(),
+                            arrival,
+                        );
+                        self.totals.packets += 1;
+                        self.totals.bytes += d.data.len() as u64;
+                        if let Some(late) = late {
+                            if late < 0 {
+                                self.totals.early_packets += 1;
+                            }
+                            let v = late.max(0) as u64;
+                            self.lateness.saturating_record(v);
+                            self.interval.saturating_record(v);
+                        }
+                    }
+                    None if self.stopping => self.totals.after_stop += 1,
+                    None => self.totals.unknown_ssrc += 1,
+                }
+            }
+            if n < BATCH {
+                break;
+            }
+        }
+        for (data, arrival) in muxed_rtcp {
+            self.on_udp_rtcp(pair16, &data, arrival);
+        }
+    }
+
+    /// Reads every waiting datagram of pair `pair`'s RTCP socket.
+    pub(super) fn on_rtcp_socket(&mut self, pair: usize) {
+        let Some(p) = self.pairs.get(pair) else { return };
+        let fd = p.sockets.rtcp.as_raw_fd();
+        for _ in 0..BATCHES_PER_EVENT {
+            let n = match self.batch.recv(fd) {
+                Ok(n) => n,
+                Err(_) => break,
+            };
+            let mut packets = Vec::with_capacity(n);
+            for i in 0..n {
+                if let Some(d) = self.batch.get(i) {
+                    packets.push((d.data.to_vec(), d.timestamp_ns.unwrap_or_else(timestamp::realtime_ns)));
+                }
+            }
+            for (data, arrival) in &packets {
+                self.on_udp_rtcp(pair as u16, data, *arrival);
+            }
+            if n < BATCH {
+                break;
+            }
+        }
+    }
+
+    fn on_udp_rtcp(&mut self, pair: u16, data: &[u8], arrival_ns: u64) {
+        self.totals.rtcp_received += 1;
+        let demux = &self.demux;
+        let streams = &mut self.streams;
+        let ok = read_compound(data, |event| match event {
+            RtcpEvent::SenderReport { ssrc, ntp } => {
+                if let Some(s) = demux.get(pair, ssrc) {
+                    streams[s as usize].on_sender_report(ntp, arrival_ns);
+                }
+            }
+            RtcpEvent::Bye { ssrc } => {
+                if let Some(s) = demux.get(pair, ssrc) {
+                    streams[s as usize].bye = true;
+                }
+            }
+        });
+        if !ok {
+            self.totals.rtcp_malformed += 1;
+        }
+    }
+
+    /// An interleaved frame of session `sid`.
+    pub(super) fn on_interleaved(&mut self, sid: usize, channel: u8, data: &[u8], arrival_ns: u64) {
+        let s = &self.sessions[sid];
+        if s.t_stopped.is_some() {
+            self.totals.after_stop += 1;
+            return;
+        }
+        if let Some(r) = s.streams.iter().find(|r| r.rtp_channel == channel) {
+            let stream = r.stream as usize;
+            if is_rtcp(data) {
+                self.on_stream_rtcp(stream, data, arrival_ns);
+                return;
+            }
+            let Ok(packet) = RtpPacket::parse(data) else {
+                self.totals.malformed_rtp += 1;
+                return;
+            };
+            if self.meta[stream].ssrc.is_none() {
+                self.meta[stream].ssrc = Some(packet.ssrc());
+            }
+            let late = self.streams[stream].on_rtp(packet.sequence_number(), packet.timestamp(), data.len(), arrival_ns);
+            self.totals.packets += 1;
+            self.totals.bytes += data.len() as u64;
+            if let Some(late) = late {
+                if late < 0 {
+                    self.totals.early_packets += 1;
+                }
+                let v = late.max(0) as u64;
+                self.lateness.saturating_record(v);
+                self.interval.saturating_record(v);
+            }
+        } else if let Some(r) = s.streams.iter().find(|r| r.rtcp_channel == channel) {
+            let stream = r.stream as usize;
+            self.on_stream_rtcp(stream, data, arrival_ns);
+        } else {
+            self.totals.unknown_channel += 1;
+        }
+    }
+
+    /// RTCP on a TCP stream's channel: SRs and BYEs about that stream.
+    fn on_stream_rtcp(&mut self, stream: usize, data: &[u8], arrival_ns: u64) {
+        self.totals.rtcp_received += 1;
+        let ssrc = self.meta[stream].ssrc;
+        let stats = &mut self.streams[stream];
+        let ok = read_compound(data, |event| match event {
+            RtcpEvent::SenderReport { ssrc: from, ntp } if ssrc.is_none_or(|s| s == from) => {
+                stats.on_sender_report(ntp, arrival_ns);
+            }
+            RtcpEvent::Bye { ssrc: from } if ssrc.is_none_or(|s| s == from) => stats.bye = true,
+            _ => {}
+        });
+        if !ok {
+            self.totals.rtcp_malformed += 1;
+        }
+    }
+}
