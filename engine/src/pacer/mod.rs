@@ -76,7 +76,9 @@ impl Pacer {
             wheel: Wheel::new(4096, tick_us, now_us),
             due: Vec::with_capacity(1024),
             finished: Vec::with_capacity(64),
-            lead_us: 0,
+            // A wheel slot expires when the clock enters it, so packets may go
+            // up to one slot early; never late because of the wheel.
+            lead_us: tick_us,
             late_tolerance_us: 2_000,
         }
     }

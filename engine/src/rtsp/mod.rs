@@ -8,3 +8,6 @@ pub mod transport;
 pub mod url;
 
 pub use controller::{Controller, ControllerConfig, Effect, Reply, RequestCtx};
+
+#[cfg(test)]
+mod controller_tests;
