@@ -70,7 +70,9 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// A pacer with 1 ms wheel slots over a 4 s horizon, starting at `now_us`.
+    /// A pacer with `tick_us` wheel slots over a 4096-slot horizon (4 s at
+    /// 1 ms ticks; later wake-ups are parked and rescheduled), starting at
+    /// `now_us`.
     pub fn new(now_us: u64, tick_us: u64) -> Self {
         Pacer {
             wheel: Wheel::new(4096, tick_us, now_us),

@@ -1,6 +1,8 @@
 //! A hashed timing wheel of fixed-width slots, holding the next wake-up of
-//! every playing session. Insert and expiry are O(1) per entry, and slot
-//! vectors keep their capacity, so the steady state does not allocate.
+//! every playing session. Each slot is an intrusive singly linked list of
+//! nodes from one pool with a free list, so insert and expiry are O(1) per
+//! entry and never allocate once the pool has reached the peak number of
+//! scheduled entries (one per playing session, plus stale ones).
 
 /// One wheel entry: a session's slab key and the session epoch at insertion
 /// (a stale epoch means the session was paused, seeked or removed since).
@@ -12,12 +14,22 @@ pub struct Entry {
     pub epoch: u32,
 }
 
-/// The wheel: `slots.len()` slots of `tick_us` µs each. Entries due beyond the
+const NIL: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    entry: Entry,
+    next: u32,
+}
+
+/// The wheel: `heads.len()` slots of `tick_us` µs each. Entries due beyond the
 /// horizon (`slots × tick`) are parked in the last slot of the horizon and
 /// simply rescheduled when they come up early.
 #[derive(Debug)]
 pub struct Wheel {
-    slots: Vec<Vec<Entry>>,
+    heads: Vec<u32>,
+    nodes: Vec<Node>,
+    free: u32,
     tick_us: u64,
     /// Absolute tick number of the next slot to expire.
     cursor: u64,
@@ -31,7 +43,9 @@ impl Wheel {
         let n = slots.max(2).next_power_of_two();
         let tick_us = tick_us.max(1);
         Wheel {
-            slots: (0..n).map(|_| Vec::new()).collect(),
+            heads: vec![NIL; n],
+            nodes: Vec::new(),
+            free: NIL,
             tick_us,
             cursor: now_us / tick_us,
             len: 0,
@@ -56,25 +70,43 @@ impl Wheel {
     /// Schedules `entry` to expire at shard clock `due_us` (an already-past
     /// time expires on the next [`Wheel::expire`]).
     pub fn insert(&mut self, due_us: u64, entry: Entry) {
-        let mask = self.slots.len() as u64 - 1;
+        let mask = self.heads.len() as u64 - 1;
         let tick = (due_us / self.tick_us)
             .max(self.cursor)
             .min(self.cursor + mask);
-        self.slots[(tick & mask) as usize].push(entry);
+        let slot = (tick & mask) as usize;
+        let node = Node { entry, next: self.heads[slot] };
+        let index = if self.free != NIL {
+            let i = self.free;
+            self.free = self.nodes[i as usize].next;
+            self.nodes[i as usize] = node;
+            i
+        } else {
+            self.nodes.push(node);
+            (self.nodes.len() - 1) as u32
+        };
+        self.heads[slot] = index;
         self.len += 1;
     }
 
     /// Moves every entry of every slot that `now_us` has reached (entries due
     /// before the end of the current slot) into `out`, appending.
     pub fn expire(&mut self, now_us: u64, out: &mut Vec<Entry>) {
-        let mask = self.slots.len() as u64 - 1;
+        let mask = self.heads.len() as u64 - 1;
         let now_tick = now_us / self.tick_us;
         // Never walk more than one revolution.
         let last = now_tick.min(self.cursor + mask);
         while self.cursor <= last {
-            let slot = &mut self.slots[(self.cursor & mask) as usize];
-            self.len -= slot.len();
-            out.append(slot);
+            let slot = (self.cursor & mask) as usize;
+            let mut i = std::mem::replace(&mut self.heads[slot], NIL);
+            while i != NIL {
+                let node = self.nodes[i as usize];
+                out.push(node.entry);
+                self.nodes[i as usize].next = self.free;
+                self.free = i;
+                self.len -= 1;
+                i = node.next;
+            }
             self.cursor += 1;
         }
     }
@@ -98,6 +130,7 @@ mod tests {
         assert_eq!(w.len(), 4);
         let mut out = Vec::new();
         w.expire(999, &mut out);
+        out.sort_by_key(|e| e.key);
         assert_eq!(out, vec![e(1), e(4)]);
         out.clear();
         // A slot expires as soon as the clock enters it (the pacer sends up to
