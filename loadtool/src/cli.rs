@@ -39,7 +39,7 @@ pub struct Cli {
 
     /// CPUs to pin worker threads to, one worker per CPU (e.g. `0-3,6`).
     #[arg(long, value_name = "LIST", value_parser = parse_cpu_list)]
-    pub cpus: Option<Vec<usize>>,
+    pub cpus: Option<CpuList>,
 
     /// Worker threads when --cpus is not given [default: CPUs available].
     #[arg(long, value_name = "N")]
@@ -90,8 +90,12 @@ pub struct Cli {
     pub urls: Vec<String>,
 }
 
+/// CPU numbers from `--cpus`, sorted, without duplicates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
 /// Parses a CPU list such as `0-3,6`.
-pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
+pub fn parse_cpu_list(s: &str) -> Result<CpuList, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad = || format!("bad CPU list element {part:?}");
@@ -112,11 +116,11 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
     }
     out.sort_unstable();
     out.dedup();
-    Ok(out)
+    Ok(CpuList(out))
 }
 
 fn seconds(name: &str, v: f64) -> Result<Duration, String> {
-    if v.is_finite() && v >= 0.0 && v < 1e9 {
+    if (0.0..1e9).contains(&v) {
         Ok(Duration::from_secs_f64(v))
     } else {
         Err(format!("--{name} must be a non-negative number of seconds"))
@@ -145,7 +149,7 @@ impl Cli {
             ramp_per_s: self.ramp,
             duration: seconds("duration", self.duration)?,
             transport: self.transport,
-            cpus: self.cpus.clone(),
+            cpus: self.cpus.as_ref().map(|c| c.0.clone()),
             threads: self.threads.filter(|t| *t > 0),
             timeout,
             udp_pairs: self.udp_pairs as usize,
@@ -166,8 +170,8 @@ mod tests {
 
     #[test]
     fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0-3,6").unwrap(), vec![0, 1, 2, 3, 6]);
-        assert_eq!(parse_cpu_list("1,1,0").unwrap(), vec![0, 1]);
+        assert_eq!(parse_cpu_list("0-3,6").unwrap().0, vec![0, 1, 2, 3, 6]);
+        assert_eq!(parse_cpu_list("1,1,0").unwrap().0, vec![0, 1]);
         assert!(parse_cpu_list("3-1").is_err());
         assert!(parse_cpu_list("x").is_err());
         assert!(parse_cpu_list("").is_err());

@@ -84,7 +84,12 @@ impl Demux {
 
     /// Registers `stream`, whose SSRC is unknown, as sent from server port
     /// `source_port` (0: from any port) to pair `pair`.
-    pub fn add_source(&mut self, pair: u16, source_port: u16, stream: StreamId) -> Result<(), Collision> {
+    pub fn add_source(
+        &mut self,
+        pair: u16,
+        source_port: u16,
+        stream: StreamId,
+    ) -> Result<(), Collision> {
         let key = source_key(pair, source_port);
         if self.by_source.contains_key(&key) {
             return Err(Collision {
@@ -123,7 +128,13 @@ impl Demux {
 
     /// Removes the keys of `stream` on `pair`: its SSRC key (if `ssrc` is
     /// known) and its source-port key `source_port` (if still unlearnt).
-    pub fn remove(&mut self, pair: u16, ssrc: Option<u32>, source_port: Option<u16>, stream: StreamId) {
+    pub fn remove(
+        &mut self,
+        pair: u16,
+        ssrc: Option<u32>,
+        source_port: Option<u16>,
+        stream: StreamId,
+    ) {
         if let Some(ssrc) = ssrc {
             let key = ssrc_key(pair, ssrc);
             if self.by_ssrc.get(&key) == Some(&stream) {
@@ -158,7 +169,13 @@ mod tests {
         let mut d = Demux::new();
         d.add_ssrc(0, 0xdead_beef, 1).unwrap();
         d.add_ssrc(1, 0xdead_beef, 2).unwrap();
-        assert_eq!(d.add_ssrc(0, 0xdead_beef, 3), Err(Collision { pair: 0, what: "SSRC" }));
+        assert_eq!(
+            d.add_ssrc(0, 0xdead_beef, 3),
+            Err(Collision {
+                pair: 0,
+                what: "SSRC"
+            })
+        );
         assert_eq!(d.lookup(0, 0xdead_beef, 5000), Some((1, false)));
         assert_eq!(d.lookup(1, 0xdead_beef, 5000), Some((2, false)));
         assert_eq!(d.lookup(2, 0xdead_beef, 5000), None);
@@ -195,6 +212,12 @@ mod tests {
         d.add_source(0, 0, 9).unwrap();
         assert_eq!(d.lookup(0, 1234, 40000), Some((9, true)));
         assert!(d.add_source(0, 0, 10).is_ok());
-        assert_eq!(d.add_source(0, 0, 11), Err(Collision { pair: 0, what: "source port" }));
+        assert_eq!(
+            d.add_source(0, 0, 11),
+            Err(Collision {
+                pair: 0,
+                what: "source port"
+            })
+        );
     }
 }

@@ -47,9 +47,9 @@ impl Cause {
         match e.kind() {
             io::ErrorKind::ConnectionRefused => Cause::Refused,
             io::ErrorKind::TimedOut => Cause::Timeout,
-            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof => {
-                Cause::Closed
-            }
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof => Cause::Closed,
             _ => Cause::Io,
         }
     }
@@ -62,8 +62,17 @@ mod tests {
     #[test]
     fn keys() {
         assert_eq!(Cause::RtspStatus(454).key(), "rtsp_454");
-        assert_eq!(Cause::from_io(&io::Error::from(io::ErrorKind::ConnectionRefused)), Cause::Refused);
-        assert_eq!(Cause::from_io(&io::Error::from(io::ErrorKind::ConnectionReset)), Cause::Closed);
-        assert_eq!(Cause::from_io(&io::Error::from(io::ErrorKind::PermissionDenied)), Cause::Io);
+        assert_eq!(
+            Cause::from_io(&io::Error::from(io::ErrorKind::ConnectionRefused)),
+            Cause::Refused
+        );
+        assert_eq!(
+            Cause::from_io(&io::Error::from(io::ErrorKind::ConnectionReset)),
+            Cause::Closed
+        );
+        assert_eq!(
+            Cause::from_io(&io::Error::from(io::ErrorKind::PermissionDenied)),
+            Cause::Io
+        );
     }
 }

@@ -58,7 +58,10 @@ pub fn parse_snmp(text: &str) -> Option<UdpCounters> {
     let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
     let names = udp.next()?.split_whitespace().skip(1);
     let values = udp.next()?.split_whitespace().skip(1);
-    let map: HashMap<&str, u64> = names.zip(values).filter_map(|(n, v)| Some((n, v.parse().ok()?))).collect();
+    let map: HashMap<&str, u64> = names
+        .zip(values)
+        .filter_map(|(n, v)| Some((n, v.parse().ok()?)))
+        .collect();
     let get = |k: &str| map.get(k).copied().unwrap_or(0);
     Some(UdpCounters {
         in_datagrams: get("InDatagrams"),
@@ -100,12 +103,23 @@ Udp: 1000 3 7 900 5 0 1 0 0\nUdpLite: InDatagrams NoPorts\nUdpLite: 0 0\n";
         let c = parse_snmp(text).unwrap();
         assert_eq!(
             c,
-            UdpCounters { in_datagrams: 1000, rcvbuf_errors: 5, in_errors: 7, no_ports: 3, in_csum_errors: 1 }
+            UdpCounters {
+                in_datagrams: 1000,
+                rcvbuf_errors: 5,
+                in_errors: 7,
+                no_ports: 3,
+                in_csum_errors: 1
+            }
         );
-        let six = parse_snmp6("Udp6InDatagrams                 \t12\nUdp6RcvbufErrors 2\nIp6InReceives 9\n");
+        let six = parse_snmp6(
+            "Udp6InDatagrams                 \t12\nUdp6RcvbufErrors 2\nIp6InReceives 9\n",
+        );
         assert_eq!(six.in_datagrams, 12);
         assert_eq!(six.rcvbuf_errors, 2);
-        let later = UdpCounters { in_datagrams: 1500, ..c };
+        let later = UdpCounters {
+            in_datagrams: 1500,
+            ..c
+        };
         assert_eq!(later.since(&c).in_datagrams, 500);
         assert_eq!(c.since(&later).in_datagrams, 0);
     }

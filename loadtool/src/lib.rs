@@ -6,20 +6,20 @@
 //! connections and a small pool of shared UDP socket pairs; RTP over UDP is
 //! demultiplexed by SSRC (see `README.md`).
 
-pub mod net;
-pub mod rtcp;
-pub mod rtsp;
-pub mod stats;
-pub mod demux;
-pub mod failure;
-pub mod plan;
-pub mod record;
-pub mod shared;
-pub mod worker;
 pub mod cli;
 pub mod cpu;
+pub mod demux;
+pub mod failure;
 pub mod kernel;
+pub mod net;
+pub mod plan;
 pub mod progress;
+pub mod record;
 pub mod report;
+pub mod rtcp;
+pub mod rtsp;
 pub mod run;
+pub mod shared;
+pub mod stats;
 pub mod summary;
+pub mod worker;

@@ -62,7 +62,9 @@ pub fn resolve_urls(urls: &[String]) -> Result<Vec<(Url, SocketAddr)>, PlanError
             if !url.scheme().eq_ignore_ascii_case("rtsp") {
                 return Err(PlanError::NotRtsp(u.clone()));
             }
-            let host = url.host_str().ok_or_else(|| PlanError::NotRtsp(u.clone()))?;
+            let host = url
+                .host_str()
+                .ok_or_else(|| PlanError::NotRtsp(u.clone()))?;
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let port = url.port().unwrap_or(554);
             let addr = (host, port)
@@ -120,7 +122,11 @@ mod tests {
 
     #[test]
     fn round_robin_and_ramp() {
-        let targets = resolve_urls(&["rtsp://127.0.0.1:8554/a".into(), "rtsp://127.0.0.1/b".into()]).unwrap();
+        let targets = resolve_urls(&[
+            "rtsp://127.0.0.1:8554/a".into(),
+            "rtsp://127.0.0.1/b".into(),
+        ])
+        .unwrap();
         assert_eq!(targets[1].1.port(), 554);
         let p = plan(5, &targets, TransportMode::Mixed, 10.0, 2);
         assert_eq!(p[0].len(), 3);
@@ -134,7 +140,13 @@ mod tests {
 
     #[test]
     fn rejects_non_rtsp() {
-        assert!(matches!(resolve_urls(&["http://x/".into()]), Err(PlanError::NotRtsp(_))));
-        assert!(matches!(resolve_urls(&["nonsense".into()]), Err(PlanError::NotRtsp(_))));
+        assert!(matches!(
+            resolve_urls(&["http://x/".into()]),
+            Err(PlanError::NotRtsp(_))
+        ));
+        assert!(matches!(
+            resolve_urls(&["nonsense".into()]),
+            Err(PlanError::NotRtsp(_))
+        ));
     }
 }

@@ -87,7 +87,14 @@ impl Progress {
 
     /// Prints one line for the `secs` seconds since the last one. `phase` is
     /// `ramp`, `measure` or `teardown`; `elapsed_s` the time since the start.
-    pub fn line(&mut self, shared: &Shared, requested: usize, phase: &str, elapsed_s: f64, secs: f64) {
+    pub fn line(
+        &mut self,
+        shared: &Shared,
+        requested: usize,
+        phase: &str,
+        elapsed_s: f64,
+        secs: f64,
+    ) {
         let now = Snapshot::take(shared);
         let mut p99 = 0u64;
         let mut merged = lateness_histogram();
@@ -120,7 +127,10 @@ impl Progress {
         self.last = now;
         if let Some(bar) = &self.bar {
             bar.println(&text);
-            bar.set_message(format!("{phase}: {} playing, {} failed", now.playing, now.failed));
+            bar.set_message(format!(
+                "{phase}: {} playing, {} failed",
+                now.playing, now.failed
+            ));
             bar.tick();
         } else if self.plain {
             eprintln!("{text}");

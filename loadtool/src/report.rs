@@ -320,7 +320,11 @@ fn add_totals(sum: &mut Totals, t: &Totals) {
 }
 
 /// Builds the report from the workers' results.
-pub fn build(facts: RunFacts, results: Vec<crate::worker::WorkerResult>, max_loss_pct: f64) -> Report {
+pub fn build(
+    facts: RunFacts,
+    results: Vec<crate::worker::WorkerResult>,
+    max_loss_pct: f64,
+) -> Report {
     let mut totals = Totals::default();
     let mut lateness = lateness_histogram();
     let mut sessions = Vec::new();
@@ -424,10 +428,16 @@ pub fn build(facts: RunFacts, results: Vec<crate::worker::WorkerResult>, max_los
 
     let mut reasons = Vec::new();
     if clients.failed > 0 {
-        reasons.push(format!("{} of {} clients failed", clients.failed, clients.requested));
+        reasons.push(format!(
+            "{} of {} clients failed",
+            clients.failed, clients.requested
+        ));
     }
     if packets.loss_pct > max_loss_pct {
-        reasons.push(format!("loss {:.4}% exceeds {}%", packets.loss_pct, max_loss_pct));
+        reasons.push(format!(
+            "loss {:.4}% exceeds {}%",
+            packets.loss_pct, max_loss_pct
+        ));
     }
     if !errors.is_empty() {
         reasons.push(format!("{} worker error(s)", errors.len()));
@@ -450,7 +460,9 @@ pub fn build(facts: RunFacts, results: Vec<crate::worker::WorkerResult>, max_los
         wall_s: facts.wall_s,
         interrupted: facts.interrupted,
         clients,
-        bytes: Bytes { received: totals.bytes },
+        bytes: Bytes {
+            received: totals.bytes,
+        },
         rates,
         lateness_us,
         jitter_ms: ms_distribution(&jitter),

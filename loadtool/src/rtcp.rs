@@ -30,8 +30,14 @@ pub fn write_receiver_report(
         .last_sender_report_timestamp(values.lsr)
         .delay_since_last_sender_report_timestamp(values.dlsr);
     let rr = ReceiverReport::builder(own_ssrc).add_report_block(block);
-    let sdes = Sdes::builder().add_chunk(SdesChunk::builder(own_ssrc).add_item(SdesItem::builder(SdesItem::CNAME, cname)));
-    Compound::builder().add_packet(rr).add_packet(sdes).write_into(buf).ok()
+    let sdes = Sdes::builder().add_chunk(
+        SdesChunk::builder(own_ssrc).add_item(SdesItem::builder(SdesItem::CNAME, cname)),
+    );
+    Compound::builder()
+        .add_packet(rr)
+        .add_packet(sdes)
+        .write_into(buf)
+        .ok()
 }
 
 /// What an incoming RTCP packet says about one source.
@@ -92,7 +98,14 @@ mod tests {
             dlsr: 65536,
         };
         let mut buf = [0u8; MAX_RR];
-        let n = write_receiver_report(0xAABB_CCDD, "loadtool@127.0.0.1", 0x1122_3344, &values, &mut buf).unwrap();
+        let n = write_receiver_report(
+            0xAABB_CCDD,
+            "loadtool@127.0.0.1",
+            0x1122_3344,
+            &values,
+            &mut buf,
+        )
+        .unwrap();
         let mut packets = Compound::parse(&buf[..n]).unwrap();
         match packets.next() {
             Some(Ok(Packet::Rr(rr))) => {
@@ -124,7 +137,10 @@ mod tests {
         assert_eq!(
             events,
             vec![
-                RtcpEvent::SenderReport { ssrc: 7, ntp: 0x0102_0304_0506_0708 },
+                RtcpEvent::SenderReport {
+                    ssrc: 7,
+                    ntp: 0x0102_0304_0506_0708
+                },
                 RtcpEvent::Bye { ssrc: 7 }
             ]
         );

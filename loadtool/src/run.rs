@@ -114,14 +114,24 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
     }
     .clamp(1, cfg.clients.max(1));
 
-    let plans = plan(cfg.clients, &targets, cfg.transport, cfg.ramp_per_s, workers);
+    let plans = plan(
+        cfg.clients,
+        &targets,
+        cfg.transport,
+        cfg.ramp_per_s,
+        workers,
+    );
     let families = {
         let v4 = targets.iter().any(|(_, a)| a.is_ipv4());
         let v6 = targets.iter().any(|(_, a)| a.is_ipv6());
         u64::from(v4) + u64::from(v6)
     };
     let uses_udp = cfg.transport != TransportMode::Tcp;
-    let per_worker = 2 + if uses_udp { 2 * cfg.udp_pairs as u64 * families } else { 0 };
+    let per_worker = 2 + if uses_udp {
+        2 * cfg.udp_pairs as u64 * families
+    } else {
+        0
+    };
     let needed = cfg.clients as u64 + workers as u64 * per_worker + 32;
     let limit = raise_fd_limit();
     if needed > limit {
@@ -195,7 +205,13 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
                 (Some(_), Some(_)) => "teardown",
             };
             let secs = now.duration_since(last_line).as_secs_f64();
-            progress.line(&shared, cfg.clients, phase, now.duration_since(t0).as_secs_f64(), secs);
+            progress.line(
+                &shared,
+                cfg.clients,
+                phase,
+                now.duration_since(t0).as_secs_f64(),
+                secs,
+            );
             last_line = now;
         }
         if handles.iter().all(|h| h.is_finished()) {
@@ -218,7 +234,9 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
         })
         .collect();
     let cpu = CpuTimes::this_process().since(&cpu_before);
-    let kernel_udp = kernel_before.zip(UdpCounters::sample()).map(|(b, a)| a.since(&b));
+    let kernel_udp = kernel_before
+        .zip(UdpCounters::sample())
+        .map(|(b, a)| a.since(&b));
     let server_cpu = cfg
         .server_pid
         .zip(server_before)
@@ -241,7 +259,9 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
             max_loss_pct: cfg.max_loss_pct,
         },
         requested: cfg.clients,
-        duration_s: stop_time.saturating_duration_since(settled_time).as_secs_f64(),
+        duration_s: stop_time
+            .saturating_duration_since(settled_time)
+            .as_secs_f64(),
         ramp_s: settled_time.saturating_duration_since(t0).as_secs_f64(),
         wall_s: end.saturating_duration_since(t0).as_secs_f64(),
         interrupted: shared.interrupted.load(Ordering::Relaxed),

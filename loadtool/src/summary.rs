@@ -25,7 +25,12 @@ pub fn table(report: &Report) -> String {
         "clients",
         format!(
             "requested {}  started {}  playing {}  failed {}  (udp {}, tcp {})",
-            r.clients.requested, r.clients.started, r.clients.playing, r.clients.failed, r.clients.udp, r.clients.tcp
+            r.clients.requested,
+            r.clients.started,
+            r.clients.playing,
+            r.clients.failed,
+            r.clients.udp,
+            r.clients.tcp
         ),
     ));
     rows.push((
@@ -61,10 +66,7 @@ pub fn table(report: &Report) -> String {
             ),
         ));
     }
-    rows.push((
-        "bytes",
-        format!("{} received", thousands(r.bytes.received)),
-    ));
+    rows.push(("bytes", format!("{} received", thousands(r.bytes.received))));
     rows.push((
         "rate",
         format!(
@@ -143,7 +145,11 @@ pub fn table(report: &Report) -> String {
         if r.failures.is_empty() {
             "none".into()
         } else {
-            r.failures.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join("  ")
+            r.failures
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join("  ")
         },
     ));
     for e in &r.errors {
@@ -157,7 +163,11 @@ pub fn table(report: &Report) -> String {
             format!("FAIL: {}", r.verdict.reasons.join("; "))
         },
     ));
-    let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
     for (k, v) in rows {
         let pad = width - k.chars().count();

@@ -26,7 +26,9 @@ impl Epoll {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: fd is a fresh descriptor we own.
-        Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(Self {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
@@ -41,12 +43,22 @@ impl Epoll {
 
     /// Registers `fd` for `events` (bit set of [`READ`], [`WRITE`]).
     pub fn add(&self, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd, events | libc::EPOLLRDHUP as u32, token)
+        self.ctl(
+            libc::EPOLL_CTL_ADD,
+            fd,
+            events | libc::EPOLLRDHUP as u32,
+            token,
+        )
     }
 
     /// Changes the events of a registered `fd`.
     pub fn modify(&self, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_MOD, fd, events | libc::EPOLLRDHUP as u32, token)
+        self.ctl(
+            libc::EPOLL_CTL_MOD,
+            fd,
+            events | libc::EPOLLRDHUP as u32,
+            token,
+        )
     }
 
     /// Removes `fd` (closing the fd removes it too).
@@ -59,7 +71,8 @@ impl Epoll {
     pub fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> io::Result<usize> {
         let max = events.len().min(i32::MAX as usize) as i32;
         // SAFETY: events is a valid writable buffer of `max` entries.
-        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, timeout_ms) };
+        let n =
+            unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, timeout_ms) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {

@@ -17,7 +17,11 @@ pub fn start_connect(addr: SocketAddr) -> io::Result<(TcpStream, bool)> {
     };
     // SAFETY: plain syscall; the result is checked.
     let fd = unsafe {
-        libc::socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());
@@ -95,19 +99,27 @@ pub fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             };
             // SAFETY: sockaddr_in fits in sockaddr_storage.
             unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
-            (storage, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+            (
+                storage,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
         }
         SocketAddr::V6(a) => {
             let sin6 = libc::sockaddr_in6 {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: sockaddr_in6 fits in sockaddr_storage.
             unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
-            (storage, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+            (
+                storage,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
         }
     }
 }
@@ -131,6 +143,9 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         connect_result(&stream).unwrap();
+        // Enabling timestamps turns on a kernel static key asynchronously;
+        // give it a moment, as a real session's handshake does.
+        std::thread::sleep(Duration::from_millis(50));
         server.write_all(b"hello").unwrap();
         let before = timestamp::realtime_ns();
         let mut buf = [0u8; 16];
@@ -141,7 +156,9 @@ mod tests {
                     got = Some(r);
                     break;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
                 Err(e) => panic!("recv failed: {e}"),
             }
         }
@@ -158,7 +175,11 @@ mod tests {
     #[test]
     fn refused_connect_reports_error() {
         // Bind then drop to get a port that is (very likely) closed.
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         match start_connect(addr) {
             Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused),
@@ -170,7 +191,9 @@ mod tests {
                             assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
                             break;
                         }
-                        Ok(()) if Instant::now() > deadline => panic!("connect to a closed port did not fail"),
+                        Ok(()) if Instant::now() > deadline => {
+                            panic!("connect to a closed port did not fail")
+                        }
                         Ok(()) => std::thread::sleep(Duration::from_millis(1)),
                     }
                 }

@@ -9,7 +9,10 @@ pub const CMSG_SPACE: usize = 64;
 /// CLOCK_REALTIME now, in ns since the Unix epoch: the clock of kernel receive
 /// timestamps.
 pub fn realtime_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -48,7 +51,8 @@ pub unsafe fn from_msghdr(msg: &libc::msghdr) -> Option<u64> {
         let c = unsafe { &*cmsg };
         if c.cmsg_level == libc::SOL_SOCKET && c.cmsg_type == libc::SCM_TIMESTAMPNS {
             // SAFETY: an SCM_TIMESTAMPNS message carries a timespec.
-            let ts: libc::timespec = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            let ts: libc::timespec =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
             return Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
         }
         // SAFETY: as above.

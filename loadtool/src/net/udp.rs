@@ -36,10 +36,16 @@ impl UdpPair {
             } else {
                 (port - 1, Some(port - 1))
             };
-            let Some(other_port) = other_port else { continue };
+            let Some(other_port) = other_port else {
+                continue;
+            };
             match UdpSocket::bind(SocketAddr::new(ip, other_port)) {
                 Ok(other) => {
-                    let (rtp, rtcp) = if port % 2 == 0 { (first, other) } else { (other, first) };
+                    let (rtp, rtcp) = if port % 2 == 0 {
+                        (first, other)
+                    } else {
+                        (other, first)
+                    };
                     let mut granted = usize::MAX;
                     for s in [&rtp, &rtcp] {
                         s.set_nonblocking(true)?;
@@ -68,12 +74,24 @@ pub fn set_rcvbuf(fd: RawFd, bytes: usize) -> io::Result<usize> {
     let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: valid int option pointer and length.
     let forced = unsafe {
-        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (&want as *const libc::c_int).cast(), len)
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&want as *const libc::c_int).cast(),
+            len,
+        )
     };
     if forced < 0 {
         // SAFETY: as above.
         let r = unsafe {
-            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&want as *const libc::c_int).cast(), len)
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&want as *const libc::c_int).cast(),
+                len,
+            )
         };
         if r < 0 {
             return Err(io::Error::last_os_error());
@@ -83,7 +101,13 @@ pub fn set_rcvbuf(fd: RawFd, bytes: usize) -> io::Result<usize> {
     let mut got_len = len;
     // SAFETY: valid out pointers.
     let r = unsafe {
-        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&mut got as *mut libc::c_int).cast(), &mut got_len)
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut got as *mut libc::c_int).cast(),
+            &mut got_len,
+        )
     };
     if r < 0 {
         return Err(io::Error::last_os_error());
@@ -125,7 +149,9 @@ pub struct RecvBatch {
 
 impl std::fmt::Debug for RecvBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecvBatch").field("filled", &self.filled).finish()
+        f.debug_struct("RecvBatch")
+            .field("filled", &self.filled)
+            .finish()
     }
 }
 
@@ -147,7 +173,8 @@ impl RecvBatch {
             })
             .collect();
         // SAFETY: all-zero sockaddr_storage and mmsghdr are valid values.
-        let mut names: Box<[libc::sockaddr_storage]> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+        let mut names: Box<[libc::sockaddr_storage]> =
+            (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
         let mut controls = vec![[0u64; timestamp::CMSG_SPACE / 8]; BATCH].into_boxed_slice();
         let hdrs: Box<[libc::mmsghdr]> = (0..BATCH)
             .map(|i| {
@@ -174,7 +201,8 @@ impl RecvBatch {
     /// how many arrived (0 when none was waiting).
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         for h in self.hdrs.iter_mut() {
-            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_hdr.msg_controllen = timestamp::CMSG_SPACE as _;
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
@@ -184,7 +212,13 @@ impl RecvBatch {
         let _ = (&self.bufs, &self.iovs, &self.names, &self.controls);
         // SAFETY: hdrs describes BATCH valid, writable message buffers.
         let n = unsafe {
-            libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
         };
         if n < 0 {
             self.filled = 0;
@@ -220,12 +254,14 @@ fn source_port(name: &libc::sockaddr_storage) -> u16 {
     match i32::from(name.ss_family) {
         libc::AF_INET => {
             // SAFETY: the family says this is a sockaddr_in.
-            let sin: &libc::sockaddr_in = unsafe { &*(name as *const libc::sockaddr_storage).cast() };
+            let sin: &libc::sockaddr_in =
+                unsafe { &*(name as *const libc::sockaddr_storage).cast() };
             u16::from_be(sin.sin_port)
         }
         libc::AF_INET6 => {
             // SAFETY: the family says this is a sockaddr_in6.
-            let sin6: &libc::sockaddr_in6 = unsafe { &*(name as *const libc::sockaddr_storage).cast() };
+            let sin6: &libc::sockaddr_in6 =
+                unsafe { &*(name as *const libc::sockaddr_storage).cast() };
             u16::from_be(sin6.sin6_port)
         }
         _ => 0,
@@ -248,9 +284,13 @@ mod tests {
         let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         let from = sender.local_addr().unwrap().port();
         for i in 0..10u8 {
-            sender.send_to(&[i; 100], ("127.0.0.1", pair.rtp_port)).unwrap();
+            sender
+                .send_to(&[i; 100], ("127.0.0.1", pair.rtp_port))
+                .unwrap();
         }
-        sender.send_to(&vec![7u8; SLOT + 100], ("127.0.0.1", pair.rtp_port)).unwrap();
+        sender
+            .send_to(&vec![7u8; SLOT + 100], ("127.0.0.1", pair.rtp_port))
+            .unwrap();
         let mut batch = RecvBatch::new();
         let mut got = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -202,7 +202,9 @@ impl Client {
 
     /// Accounts a response from the server.
     pub fn on_response(&mut self, response: &Response<Vec<u8>>) -> Result<Output, ClientError> {
-        let cseq = response.header(&CSEQ).and_then(|v| v.as_str().trim().parse::<u32>().ok());
+        let cseq = response
+            .header(&CSEQ)
+            .and_then(|v| v.as_str().trim().parse::<u32>().ok());
         let position = match cseq {
             Some(c) => self.inflight.iter().position(|(n, _)| *n == c),
             // No CSeq: a server of the old school answering in order.
@@ -304,14 +306,12 @@ impl Client {
                 out.torn_down = true;
             }
             // Keep-alive replies.
-            Method::GetParameter | Method::Options => {
-                if !ok {
-                    if response.status() == StatusCode::SessionNotFound {
-                        return Err(status_error());
-                    }
-                    // GET_PARAMETER refused: fall back to OPTIONS.
-                    self.keepalive = Method::Options;
+            Method::GetParameter | Method::Options if !ok => {
+                if response.status() == StatusCode::SessionNotFound {
+                    return Err(status_error());
                 }
+                // GET_PARAMETER refused: fall back to OPTIONS.
+                self.keepalive = Method::Options;
             }
             _ => {}
         }
@@ -365,7 +365,12 @@ impl Client {
         entries
     }
 
-    fn request(&mut self, method: Method, url: &Url, headers: &[(rtsp_types::HeaderName, String)]) -> Vec<u8> {
+    fn request(
+        &mut self,
+        method: Method,
+        url: &Url,
+        headers: &[(rtsp_types::HeaderName, String)],
+    ) -> Vec<u8> {
         self.cseq += 1;
         let mut builder = Request::builder(method.clone(), Version::V1_0)
             .request_uri(url.clone())
@@ -382,5 +387,238 @@ impl Client {
         // Writing into a Vec cannot fail.
         let _ = builder.empty().write(&mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtsp::framing::{next_frame, Frame};
+
+    fn response(text: &str) -> Response<Vec<u8>> {
+        match next_frame(text.as_bytes()) {
+            Ok(Some((Frame::Response(r), _))) => r,
+            other => panic!("not a response: {other:?}"),
+        }
+    }
+
+    fn request_line(bytes: &[u8]) -> String {
+        let text = String::from_utf8_lossy(bytes);
+        text.lines().next().unwrap_or("").to_string()
+    }
+
+    fn header(bytes: &[u8], name: &str) -> Option<String> {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
+    }
+
+    const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\na=control:*\r\n\
+m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=3\r\n\
+m=audio 0 RTP/AVP 97\r\na=rtpmap:97 mpeg4-generic/44100/2\r\na=control:trackID=4\r\n";
+
+    fn describe_reply(cseq: u32, base: &str) -> String {
+        format!(
+            "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Base: {base}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+            SDP.len()
+        )
+    }
+
+    #[test]
+    fn dss_style_session_over_udp() {
+        let url = Url::parse("rtsp://127.0.0.1:8554/sample.mp4").unwrap();
+        let mut c = Client::new(url, Lower::Udp { rtp_port: 40000 });
+        let options = c.start();
+        assert_eq!(
+            request_line(&options),
+            "OPTIONS rtsp://127.0.0.1:8554/sample.mp4 RTSP/1.0"
+        );
+        assert_eq!(header(&options, "CSeq").as_deref(), Some("1"));
+
+        let out = c
+            .on_response(&response("RTSP/1.0 200 OK\r\nCSeq: 1\r\nPublic: DESCRIBE, SETUP, TEARDOWN, PLAY, GET_PARAMETER\r\n\r\n"))
+            .unwrap();
+        let describe = out.send.unwrap();
+        assert!(request_line(&describe).starts_with("DESCRIBE rtsp://127.0.0.1:8554/sample.mp4 "));
+        assert_eq!(
+            header(&describe, "Accept").as_deref(),
+            Some("application/sdp")
+        );
+
+        let out = c
+            .on_response(&response(&describe_reply(
+                2,
+                "rtsp://127.0.0.1:8554/sample.mp4/",
+            )))
+            .unwrap();
+        let setup = out.send.unwrap();
+        assert!(
+            request_line(&setup).starts_with("SETUP rtsp://127.0.0.1:8554/sample.mp4/trackID=3 ")
+        );
+        assert_eq!(
+            header(&setup, "Transport").as_deref(),
+            Some("RTP/AVP;unicast;client_port=40000-40001")
+        );
+        assert_eq!(header(&setup, "Session"), None);
+
+        let out = c
+            .on_response(&response(
+                "RTSP/1.0 200 OK\r\nCSeq: 3\r\nSession: 8877;timeout=20\r\n\
+Transport: RTP/AVP;unicast;client_port=40000-40001;server_port=6970-6971;ssrc=0000BEEF\r\n\r\n",
+            ))
+            .unwrap();
+        let (track, reply) = out.setup.unwrap();
+        assert_eq!(track, 0);
+        assert_eq!(reply.ssrc, Some(0xBEEF));
+        assert_eq!(c.timeout_s(), 20);
+        let setup2 = out.send.unwrap();
+        assert!(request_line(&setup2).contains("trackID=4"));
+        assert_eq!(header(&setup2, "Session").as_deref(), Some("8877"));
+
+        let out = c
+            .on_response(&response(
+                "RTSP/1.0 200 OK\r\nCSeq: 4\r\nSession: 8877\r\n\
+Transport: RTP/AVP;unicast;server_port=6970-6971;ssrc=0000CAFE\r\n\r\n",
+            ))
+            .unwrap();
+        assert_eq!(out.setup.unwrap().1.ssrc, Some(0xCAFE));
+        let play = out.send.unwrap();
+        assert_eq!(
+            request_line(&play),
+            "PLAY rtsp://127.0.0.1:8554/sample.mp4/ RTSP/1.0"
+        );
+        assert_eq!(header(&play, "Range").as_deref(), Some("npt=0.000-"));
+        assert_eq!(c.phase(), Phase::Play);
+
+        let out = c
+            .on_response(&response(
+                "RTSP/1.0 200 OK\r\nCSeq: 5\r\nSession: 8877\r\n\
+RTP-Info: url=rtsp://127.0.0.1:8554/sample.mp4/trackID=3;seq=100;rtptime=5,url=rtsp://127.0.0.1:8554/sample.mp4/trackID=4;seq=200;rtptime=6\r\n\r\n",
+            ))
+            .unwrap();
+        let info = out.playing.unwrap();
+        assert_eq!(info.len(), 2);
+        assert_eq!(
+            (info[1].track, info[1].seq, info[1].rtptime),
+            (1, Some(200), Some(6))
+        );
+        assert_eq!(c.phase(), Phase::Playing);
+
+        // Keep-alive: GET_PARAMETER, since OPTIONS listed it; one at a time.
+        let ka = c.keepalive().unwrap();
+        assert!(request_line(&ka).starts_with("GET_PARAMETER rtsp://127.0.0.1:8554/sample.mp4/ "));
+        assert!(c.keepalive().is_none());
+        c.on_response(&response(
+            "RTSP/1.0 200 OK\r\nCSeq: 6\r\nSession: 8877\r\n\r\n",
+        ))
+        .unwrap();
+
+        let td = c.teardown().unwrap();
+        assert!(request_line(&td).starts_with("TEARDOWN "));
+        let out = c
+            .on_response(&response("RTSP/1.0 200 OK\r\nCSeq: 7\r\n\r\n"))
+            .unwrap();
+        assert!(out.torn_down);
+        assert_eq!(c.phase(), Phase::Done);
+    }
+
+    #[test]
+    fn interleaved_setup_and_keepalive_fallback() {
+        let url = Url::parse("rtsp://h:554/a").unwrap();
+        let mut c = Client::new(url, Lower::Tcp);
+        c.start();
+        // OPTIONS refused: the client still DESCRIBEs, and keeps alive with OPTIONS.
+        c.on_response(&response("RTSP/1.0 501 Not Implemented\r\nCSeq: 1\r\n\r\n"))
+            .unwrap();
+        let out = c
+            .on_response(&response(&describe_reply(2, "rtsp://h:554/a/")))
+            .unwrap();
+        let setup = out.send.unwrap();
+        assert_eq!(
+            header(&setup, "Transport").as_deref(),
+            Some("RTP/AVP/TCP;unicast;interleaved=0-1")
+        );
+        let out = c
+            .on_response(&response(
+                "RTSP/1.0 200 OK\r\nCSeq: 3\r\nSession: s1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n",
+            ))
+            .unwrap();
+        assert_eq!(
+            header(&out.send.unwrap(), "Transport").as_deref(),
+            Some("RTP/AVP/TCP;unicast;interleaved=2-3")
+        );
+        let out = c
+            .on_response(&response(
+                "RTSP/1.0 200 OK\r\nCSeq: 4\r\nSession: s1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n\r\n",
+            ))
+            .unwrap();
+        assert!(out.setup.unwrap().1.tcp);
+        c.on_response(&response(
+            "RTSP/1.0 200 OK\r\nCSeq: 5\r\nSession: s1\r\n\r\n",
+        ))
+        .unwrap();
+        let ka = c.keepalive().unwrap();
+        assert!(request_line(&ka).starts_with("OPTIONS "));
+    }
+
+    #[test]
+    fn errors_by_status_and_malformed_replies() {
+        let url = Url::parse("rtsp://h/a").unwrap();
+        let mut c = Client::new(url.clone(), Lower::Tcp);
+        c.start();
+        c.on_response(&response("RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"))
+            .unwrap();
+        let e = c
+            .on_response(&response("RTSP/1.0 404 Not Found\r\nCSeq: 2\r\n\r\n"))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            ClientError::Status {
+                method: "DESCRIBE".into(),
+                code: 404
+            }
+        );
+
+        let mut c = Client::new(url.clone(), Lower::Tcp);
+        c.start();
+        c.on_response(&response("RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"))
+            .unwrap();
+        let bad_sdp = "RTSP/1.0 200 OK\r\nCSeq: 2\r\nContent-Length: 7\r\n\r\ngarbage";
+        assert!(matches!(
+            c.on_response(&response(bad_sdp)),
+            Err(ClientError::Malformed { .. })
+        ));
+
+        let mut c = Client::new(url, Lower::Udp { rtp_port: 5000 });
+        c.start();
+        c.on_response(&response("RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"))
+            .unwrap();
+        c.on_response(&response(&describe_reply(2, "rtsp://h/a/")))
+            .unwrap();
+        // SETUP without a Session header.
+        let e = c
+            .on_response(&response(
+                "RTSP/1.0 200 OK\r\nCSeq: 3\r\nTransport: RTP/AVP;unicast;server_port=1-2\r\n\r\n",
+            ))
+            .unwrap_err();
+        assert!(matches!(e, ClientError::Malformed { ref method, .. } if method == "SETUP"));
+    }
+
+    #[test]
+    fn replies_to_unknown_cseq_are_ignored_and_server_requests_answered() {
+        let mut c = Client::new(Url::parse("rtsp://h/a").unwrap(), Lower::Tcp);
+        c.start();
+        let out = c
+            .on_response(&response("RTSP/1.0 200 OK\r\nCSeq: 99\r\n\r\n"))
+            .unwrap();
+        assert!(out.send.is_none());
+        assert_eq!(c.inflight(), 1);
+        let req = match next_frame(b"OPTIONS * RTSP/1.0\r\nCSeq: 7\r\n\r\n") {
+            Ok(Some((Frame::Request(r), _))) => r,
+            other => panic!("{other:?}"),
+        };
+        let answer = String::from_utf8(c.answer_server_request(&req)).unwrap();
+        assert!(answer.starts_with("RTSP/1.0 200 "), "{answer:?}");
+        assert!(answer.contains("CSeq: 7"));
     }
 }

@@ -78,7 +78,13 @@ mod tests {
         stream.extend_from_slice(b"RTSP/1.0 200 OK\r\nCSeq: 5\r\nSession: 12\r\n\r\n");
         stream.extend_from_slice(&[b'$', 1, 0, 2, 9, 9]);
         let (f, n) = next_frame(&stream).unwrap().unwrap();
-        assert!(matches!(f, Frame::Interleaved { channel: 0, data: [1, 2, 3] }));
+        assert!(matches!(
+            f,
+            Frame::Interleaved {
+                channel: 0,
+                data: [1, 2, 3]
+            }
+        ));
         let rest = &stream[n..];
         let (f, n2) = next_frame(rest).unwrap().unwrap();
         match f {
@@ -86,14 +92,22 @@ mod tests {
             other => panic!("expected a response, got {other:?}"),
         }
         let (f, _) = next_frame(&rest[n2..]).unwrap().unwrap();
-        assert!(matches!(f, Frame::Interleaved { channel: 1, data: [9, 9] }));
+        assert!(matches!(
+            f,
+            Frame::Interleaved {
+                channel: 1,
+                data: [9, 9]
+            }
+        ));
     }
 
     #[test]
     fn partial_frames_wait_for_more() {
         assert!(next_frame(&[b'$', 0, 0]).unwrap().is_none());
         assert!(next_frame(&[b'$', 0, 0, 4, 1, 2]).unwrap().is_none());
-        assert!(next_frame(b"RTSP/1.0 200 OK\r\nCSeq: 5\r\n").unwrap().is_none());
+        assert!(next_frame(b"RTSP/1.0 200 OK\r\nCSeq: 5\r\n")
+            .unwrap()
+            .is_none());
         let with_body = b"RTSP/1.0 200 OK\r\nCSeq: 2\r\nContent-Length: 10\r\n\r\nv=0\r\n";
         assert!(next_frame(with_body).unwrap().is_none());
     }

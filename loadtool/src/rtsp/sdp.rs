@@ -101,8 +101,14 @@ pub fn parse_presentation(sdp: &[u8], base: &Url) -> Result<Presentation, SdpErr
 
 /// The encoding name and clock rate of `a=rtpmap:<pt> <name>/<rate>[/<ch>]`.
 fn rtpmap(media: &sdp_types::Media, payload_type: u8) -> (Option<String>, Option<u32>) {
-    for attr in media.attributes.iter().filter(|a| a.attribute.eq_ignore_ascii_case("rtpmap")) {
-        let Some(value) = attr.value.as_deref() else { continue };
+    for attr in media
+        .attributes
+        .iter()
+        .filter(|a| a.attribute.eq_ignore_ascii_case("rtpmap"))
+    {
+        let Some(value) = attr.value.as_deref() else {
+            continue;
+        };
         let mut parts = value.trim().splitn(2, char::is_whitespace);
         let pt = parts.next().and_then(|p| p.parse::<u8>().ok());
         if pt != Some(payload_type) {
@@ -110,7 +116,10 @@ fn rtpmap(media: &sdp_types::Media, payload_type: u8) -> (Option<String>, Option
         }
         let mut enc = parts.next().unwrap_or("").trim().split('/');
         let name = enc.next().filter(|n| !n.is_empty()).map(str::to_string);
-        let rate = enc.next().and_then(|r| r.trim().parse::<u32>().ok()).filter(|r| *r > 0);
+        let rate = enc
+            .next()
+            .and_then(|r| r.trim().parse::<u32>().ok())
+            .filter(|r| *r > 0);
         return (name, rate);
     }
     (None, None)
@@ -148,7 +157,10 @@ b=AS:64\r\na=rtpmap:97 mpeg4-generic/44100/2\r\na=control:trackID=4\r\n";
         let p = parse_presentation(DSS.as_bytes(), &url("rtsp://127.0.0.1:554/s.mp4/")).unwrap();
         assert_eq!(p.aggregate.as_str(), "rtsp://127.0.0.1:554/s.mp4/");
         assert_eq!(p.tracks.len(), 2);
-        assert_eq!(p.tracks[0].url.as_str(), "rtsp://127.0.0.1:554/s.mp4/trackID=3");
+        assert_eq!(
+            p.tracks[0].url.as_str(),
+            "rtsp://127.0.0.1:554/s.mp4/trackID=3"
+        );
         assert_eq!(p.tracks[0].clock_rate, 90_000);
         assert_eq!(p.tracks[0].encoding.as_deref(), Some("H264"));
         assert_eq!(p.tracks[1].clock_rate, 44_100);
@@ -177,10 +189,19 @@ m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\na=control:streamid=
     #[test]
     fn errors() {
         let base = url("rtsp://h/a");
-        assert!(matches!(parse_presentation(b"garbage", &base), Err(SdpError::Parse(_))));
+        assert!(matches!(
+            parse_presentation(b"garbage", &base),
+            Err(SdpError::Parse(_))
+        ));
         let no_media = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\n";
-        assert!(matches!(parse_presentation(no_media.as_bytes(), &base), Err(SdpError::NoMedia)));
+        assert!(matches!(
+            parse_presentation(no_media.as_bytes(), &base),
+            Err(SdpError::NoMedia)
+        ));
         let two = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\nm=video 0 RTP/AVP 26\r\n";
-        assert!(matches!(parse_presentation(two.as_bytes(), &base), Err(SdpError::NoControl(0))));
+        assert!(matches!(
+            parse_presentation(two.as_bytes(), &base),
+            Err(SdpError::NoControl(0))
+        ));
     }
 }

@@ -22,7 +22,11 @@ pub enum Lower {
 pub fn request_value(lower: Lower, track: usize) -> String {
     match lower {
         Lower::Udp { rtp_port } => {
-            format!("RTP/AVP;unicast;client_port={}-{}", rtp_port, rtp_port.wrapping_add(1))
+            format!(
+                "RTP/AVP;unicast;client_port={}-{}",
+                rtp_port,
+                rtp_port.wrapping_add(1)
+            )
         }
         Lower::Tcp => {
             let rtp = (2 * track).min(254);
@@ -80,9 +84,10 @@ pub fn parse_reply<B>(response: &Response<B>) -> Result<TransportReply, Transpor
         })
         .collect::<Vec<_>>()
         .join(";");
-    let mut probe = rtsp_types::Response::builder(rtsp_types::Version::V1_0, rtsp_types::StatusCode::Ok)
-        .header(TRANSPORT, sanitized)
-        .empty();
+    let mut probe =
+        rtsp_types::Response::builder(rtsp_types::Version::V1_0, rtsp_types::StatusCode::Ok)
+            .header(TRANSPORT, sanitized)
+            .empty();
     let transports = probe
         .typed_header::<Transports>()
         .map_err(|_| TransportError::Unparsable(raw.clone()))?
@@ -98,8 +103,12 @@ pub fn parse_reply<B>(response: &Response<B>) -> Result<TransportReply, Transpor
     let p = &rtp.params;
     Ok(TransportReply {
         ssrc: p.ssrc.first().copied(),
-        server_port: p.server_port.map(|(a, b)| (a, b.unwrap_or(a.wrapping_add(1)))),
-        interleaved: p.interleaved.map(|(a, b)| (a, b.unwrap_or(a.wrapping_add(1)))),
+        server_port: p
+            .server_port
+            .map(|(a, b)| (a, b.unwrap_or(a.wrapping_add(1)))),
+        interleaved: p
+            .interleaved
+            .map(|(a, b)| (a, b.unwrap_or(a.wrapping_add(1)))),
         source: p.source.clone(),
         tcp: rtp.lower_transport == Some(RtpLowerTransport::Tcp),
     })
@@ -121,7 +130,10 @@ mod tests {
             request_value(Lower::Udp { rtp_port: 40000 }, 1),
             "RTP/AVP;unicast;client_port=40000-40001"
         );
-        assert_eq!(request_value(Lower::Tcp, 1), "RTP/AVP/TCP;unicast;interleaved=2-3");
+        assert_eq!(
+            request_value(Lower::Tcp, 1),
+            "RTP/AVP/TCP;unicast;interleaved=2-3"
+        );
     }
 
     #[test]
@@ -138,7 +150,10 @@ mod tests {
 
     #[test]
     fn gst_tcp_reply() {
-        let r = parse_reply(&reply("RTP/AVP/TCP;unicast;interleaved=0-1;ssrc=1B0F2E33;mode=\"PLAY\"")).unwrap();
+        let r = parse_reply(&reply(
+            "RTP/AVP/TCP;unicast;interleaved=0-1;ssrc=1B0F2E33;mode=\"PLAY\"",
+        ))
+        .unwrap();
         assert_eq!(r.interleaved, Some((0, 1)));
         assert_eq!(r.ssrc, Some(0x1B0F2E33));
         assert!(r.tcp);
@@ -155,6 +170,9 @@ mod tests {
     fn errors() {
         let none = Response::builder(rtsp_types::Version::V1_0, rtsp_types::StatusCode::Ok).empty();
         assert_eq!(parse_reply(&none), Err(TransportError::Missing));
-        assert!(matches!(parse_reply(&reply("RTP/AVP;ssrc=zz")), Err(TransportError::Unparsable(_))));
+        assert!(matches!(
+            parse_reply(&reply("RTP/AVP;ssrc=zz")),
+            Err(TransportError::Unparsable(_))
+        ));
     }
 }

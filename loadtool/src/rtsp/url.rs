@@ -47,8 +47,13 @@ fn is_absolute(s: &str) -> bool {
     match s.find(':') {
         Some(colon) if colon > 0 => {
             let scheme = &s[..colon];
-            scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            scheme
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
                 && s[colon..].starts_with("://")
         }
         _ => false,
@@ -90,7 +95,9 @@ mod tests {
             "rtsp://h/a.mp4/streamid=1"
         );
         assert_eq!(
-            resolve_control(&base, "rtsp://other:9000/x/trackID=1").unwrap().as_str(),
+            resolve_control(&base, "rtsp://other:9000/x/trackID=1")
+                .unwrap()
+                .as_str(),
             "rtsp://other:9000/x/trackID=1"
         );
     }

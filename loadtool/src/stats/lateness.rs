@@ -67,7 +67,10 @@ mod tests {
     fn on_time_packets_are_zero() {
         let mut l = Lateness::new(90_000);
         for i in 0..500u64 {
-            assert_eq!(l.on_packet((1000 + i * 3600) as u32, 7 * MS + i * 40 * MS), 0);
+            assert_eq!(
+                l.on_packet((1000 + i * 3600) as u32, 7 * MS + i * 40 * MS),
+                0
+            );
         }
     }
 
@@ -78,7 +81,10 @@ mod tests {
         // 1024 ticks at 44.1 kHz = 23219.95 µs; arriving 30 ms after first.
         assert_eq!(l.on_packet(1024, 30 * MS), 30_000 - 23_219);
         // Arriving 3 ms before its time.
-        assert_eq!(l.on_packet(2048, 46_440_000 - 3 * MS), 46_440 - 3_000 - 46_439);
+        assert_eq!(
+            l.on_packet(2048, 46_440_000 - 3 * MS),
+            46_440 - 3_000 - 46_439
+        );
     }
 
     #[test]
@@ -89,7 +95,10 @@ mod tests {
             let ts = start.wrapping_add((i * 3600) as u32);
             // Each packet 1 ms late except the first.
             let late = if i == 0 { 0 } else { MS };
-            assert_eq!(l.on_packet(ts, i * 40 * MS + late), if i == 0 { 0 } else { 1000 });
+            assert_eq!(
+                l.on_packet(ts, i * 40 * MS + late),
+                if i == 0 { 0 } else { 1000 }
+            );
         }
     }
 
@@ -109,6 +118,9 @@ mod tests {
         let mut l = Lateness::new(90_000);
         l.on_packet(u32::MAX - 99, 0);
         l.on_packet(3500, 40 * MS); // 3600 ticks later, past the wrap
-        assert_eq!(l.on_packet((u32::MAX - 99).wrapping_add(1800), 30 * MS), 10_000);
+        assert_eq!(
+            l.on_packet((u32::MAX - 99).wrapping_add(1800), 30 * MS),
+            10_000
+        );
     }
 }

@@ -87,7 +87,11 @@ impl SeqTracker {
             self.bad_seq = None;
             self.max_ext += u64::from(delta);
             self.max_seq = seq;
-            self.window = if delta >= 128 { 0 } else { self.window << delta };
+            self.window = if delta >= 128 {
+                0
+            } else {
+                self.window << delta
+            };
             self.window |= 1;
             self.unique += 1;
             return SeqOutcome::InOrder;

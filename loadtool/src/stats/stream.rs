@@ -154,7 +154,7 @@ mod tests {
         assert_eq!(r.extended_highest, 99);
         assert_eq!(r.lsr, 0x2345_6789);
         assert_eq!(r.dlsr, 32768); // 0.5 s
-        // Nothing new: the next interval has no loss.
+                                   // Nothing new: the next interval has no loss.
         assert_eq!(s.report(2000 * MS).fraction_lost, 0);
     }
 }

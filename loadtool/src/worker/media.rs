@@ -23,7 +23,9 @@ fn is_rtcp(data: &[u8]) -> bool {
 impl Worker {
     /// Reads every waiting datagram of pair `pair`'s RTP socket.
     pub(super) fn on_rtp_socket(&mut self, pair: usize) {
-        let Some(p) = self.pairs.get(pair) else { return };
+        let Some(p) = self.pairs.get(pair) else {
+            return;
+        };
         let fd = p.sockets.rtp.as_raw_fd();
         let pair16 = pair as u16;
         let mut muxed_rtcp: Vec<(Vec<u8>, u64)> = Vec::new();
@@ -86,7 +88,9 @@ impl Worker {
 
     /// Reads every waiting datagram of pair `pair`'s RTCP socket.
     pub(super) fn on_rtcp_socket(&mut self, pair: usize) {
-        let Some(p) = self.pairs.get(pair) else { return };
+        let Some(p) = self.pairs.get(pair) else {
+            return;
+        };
         let fd = p.sockets.rtcp.as_raw_fd();
         for _ in 0..BATCHES_PER_EVENT {
             let n = match self.batch.recv(fd) {
@@ -96,7 +100,10 @@ impl Worker {
             let mut packets = Vec::with_capacity(n);
             for i in 0..n {
                 if let Some(d) = self.batch.get(i) {
-                    packets.push((d.data.to_vec(), d.timestamp_ns.unwrap_or_else(timestamp::realtime_ns)));
+                    packets.push((
+                        d.data.to_vec(),
+                        d.timestamp_ns.unwrap_or_else(timestamp::realtime_ns),
+                    ));
                 }
             }
             for (data, arrival) in &packets {
@@ -149,7 +156,12 @@ impl Worker {
             if self.meta[stream].ssrc.is_none() {
                 self.meta[stream].ssrc = Some(packet.ssrc());
             }
-            let late = self.streams[stream].on_rtp(packet.sequence_number(), packet.timestamp(), data.len(), arrival_ns);
+            let late = self.streams[stream].on_rtp(
+                packet.sequence_number(),
+                packet.timestamp(),
+                data.len(),
+                arrival_ns,
+            );
             self.totals.packets += 1;
             self.totals.bytes += data.len() as u64;
             if let Some(late) = late {

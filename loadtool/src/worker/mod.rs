@@ -154,7 +154,11 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(config: WorkerConfig, clients: Vec<ClientPlan>, shared: Arc<Shared>) -> std::io::Result<Self> {
+    fn new(
+        config: WorkerConfig,
+        clients: Vec<ClientPlan>,
+        shared: Arc<Shared>,
+    ) -> std::io::Result<Self> {
         let epoll = Epoll::new()?;
         let wants_udp = |v6: bool| {
             clients
@@ -179,7 +183,11 @@ impl Worker {
         }
         let sessions = clients.into_iter().map(Session::new).collect();
         Ok(Self {
-            cname: format!("cadence-loadtool-{}-{}@localhost", std::process::id(), config.id),
+            cname: format!(
+                "cadence-loadtool-{}-{}@localhost",
+                std::process::id(),
+                config.id
+            ),
             config,
             shared,
             epoll,
@@ -223,7 +231,11 @@ impl Worker {
                 }
             };
             for ev in &events[..n] {
-                let (kind, index, bits) = (ev.u64 >> KIND_SHIFT, (ev.u64 & ((1 << KIND_SHIFT) - 1)) as usize, ev.events);
+                let (kind, index, bits) = (
+                    ev.u64 >> KIND_SHIFT,
+                    (ev.u64 & ((1 << KIND_SHIFT) - 1)) as usize,
+                    ev.events,
+                );
                 match kind {
                     KIND_SESSION => self.on_session_event(index, bits),
                     KIND_RTP => self.on_rtp_socket(index),
@@ -246,7 +258,10 @@ impl Worker {
             if self.stopping && self.all_done() {
                 break;
             }
-            if !self.config.coalesce.is_zero() && self.in_setup == 0 && self.next_start >= self.sessions.len() {
+            if !self.config.coalesce.is_zero()
+                && self.in_setup == 0
+                && self.next_start >= self.sessions.len()
+            {
                 let spent = pass_start.elapsed();
                 if spent < self.config.coalesce {
                     std::thread::sleep(self.config.coalesce - spent);
@@ -289,11 +304,17 @@ impl Worker {
 
     /// Picks the UDP pair for a new session (round-robin per family).
     fn pick_pair(&mut self, v6: bool) -> Option<u16> {
-        let candidates: Vec<usize> = (0..self.pairs.len()).filter(|&i| self.pairs[i].v6 == v6).collect();
+        let candidates: Vec<usize> = (0..self.pairs.len())
+            .filter(|&i| self.pairs[i].v6 == v6)
+            .collect();
         if candidates.is_empty() {
             return None;
         }
-        let counter = if v6 { &mut self.next_pair_v6 } else { &mut self.next_pair_v4 };
+        let counter = if v6 {
+            &mut self.next_pair_v6
+        } else {
+            &mut self.next_pair_v4
+        };
         let pick = candidates[*counter % candidates.len()];
         *counter += 1;
         Some(pick as u16)
@@ -313,7 +334,12 @@ impl Worker {
             if let Some(deadline) = s.deadline {
                 if now >= deadline {
                     let phase = s.phase_name();
-                    self.fail(sid, crate::failure::Cause::Timeout, phase, "no reply within the timeout".into());
+                    self.fail(
+                        sid,
+                        crate::failure::Cause::Timeout,
+                        phase,
+                        "no reply within the timeout".into(),
+                    );
                     continue;
                 }
             }
@@ -377,13 +403,20 @@ impl Worker {
     }
 
     fn finish_result(&mut self) -> WorkerResult {
-        let sessions = (0..self.sessions.len()).map(|sid| self.session_record(sid)).collect();
+        let sessions = (0..self.sessions.len())
+            .map(|sid| self.session_record(sid))
+            .collect();
         WorkerResult {
             sessions,
             lateness: std::mem::replace(&mut self.lateness, lateness_histogram()),
             totals: std::mem::take(&mut self.totals),
             udp_pairs: self.pairs.len(),
-            rcvbuf: self.pairs.iter().map(|p| p.sockets.rcvbuf).min().unwrap_or(0),
+            rcvbuf: self
+                .pairs
+                .iter()
+                .map(|p| p.sockets.rcvbuf)
+                .min()
+                .unwrap_or(0),
             error: None,
         }
     }
@@ -424,7 +457,9 @@ impl Worker {
             transport: s.plan.transport,
             started: s.t_connect.is_some(),
             setup_ms: s.t_connect.zip(s.t_playing).map(|(a, b)| ms(a, b)),
-            play_ms: s.t_playing.map(|a| ms(a, s.t_stopped.unwrap_or_else(Instant::now))),
+            play_ms: s
+                .t_playing
+                .map(|a| ms(a, s.t_stopped.unwrap_or_else(Instant::now))),
             failure: s.failure.clone(),
             reconnects: s.reconnects,
             streams,

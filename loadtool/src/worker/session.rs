@@ -15,7 +15,9 @@ use crate::net::epoll::{READ, WRITE};
 use crate::net::{tcp, timestamp};
 use crate::plan::{ClientPlan, Transport};
 use crate::record::FailureRecord;
-use crate::rtsp::{next_frame, Client, ClientError, Frame, Lower, Phase, RtpInfoEntry, TransportReply};
+use crate::rtsp::{
+    next_frame, Client, ClientError, Frame, Lower, Phase, RtpInfoEntry, TransportReply,
+};
 
 /// Reads per readiness event before other sockets get a turn.
 const READS_PER_EVENT: usize = 16;
@@ -147,7 +149,12 @@ impl Worker {
                 None => {
                     self.sessions[sid].state = State::Setup;
                     self.in_setup += 1;
-                    self.fail(sid, Cause::Io, "connect", "no UDP port pair for this address family".into());
+                    self.fail(
+                        sid,
+                        Cause::Io,
+                        "connect",
+                        "no UDP port pair for this address family".into(),
+                    );
                     return;
                 }
             },
@@ -169,7 +176,8 @@ impl Worker {
         let server = self.sessions[sid].plan.server;
         let (stream, connected) = tcp::start_connect(server)?;
         let interest = if connected { READ } else { READ | WRITE };
-        self.epoll.add(tcp::fd(&stream), interest, token(KIND_SESSION, sid))?;
+        self.epoll
+            .add(tcp::fd(&stream), interest, token(KIND_SESSION, sid))?;
         self.sessions[sid].conn = Some(Conn {
             stream,
             connecting: !connected,
@@ -207,7 +215,9 @@ impl Worker {
 
     /// Writes pending output; watches for writability while some remains.
     fn flush(&mut self, sid: usize) {
-        let Some(conn) = self.sessions[sid].conn.as_mut() else { return };
+        let Some(conn) = self.sessions[sid].conn.as_mut() else {
+            return;
+        };
         let mut written = 0;
         let mut error = None;
         while written < conn.out.len() {
@@ -231,7 +241,11 @@ impl Worker {
             self.fail(sid, Cause::from_io(&e), phase, format!("write: {e}"));
             return;
         }
-        let want = if conn.out.is_empty() { READ } else { READ | WRITE };
+        let want = if conn.out.is_empty() {
+            READ
+        } else {
+            READ | WRITE
+        };
         if want != conn.interest {
             conn.interest = want;
             let fd = tcp::fd(&conn.stream);
@@ -240,7 +254,9 @@ impl Worker {
     }
 
     pub(super) fn on_session_event(&mut self, sid: usize, events: u32) {
-        let Some(conn) = self.sessions[sid].conn.as_mut() else { return };
+        let Some(conn) = self.sessions[sid].conn.as_mut() else {
+            return;
+        };
         if conn.connecting {
             if events & (WRITE | crate::net::epoll::HUP_OR_ERR) == 0 {
                 return;
@@ -266,7 +282,9 @@ impl Worker {
     fn read(&mut self, sid: usize) {
         let mut scratch = std::mem::take(&mut self.scratch);
         for _ in 0..READS_PER_EVENT {
-            let Some(conn) = self.sessions[sid].conn.as_ref() else { break };
+            let Some(conn) = self.sessions[sid].conn.as_ref() else {
+                break;
+            };
             match tcp::recv_timestamped(tcp::fd(&conn.stream), &mut scratch) {
                 Ok((0, _)) => {
                     self.on_eof(sid);
@@ -294,7 +312,8 @@ impl Worker {
     fn on_eof(&mut self, sid: usize) {
         let s = &mut self.sessions[sid];
         let inflight = s.client.as_ref().map_or(0, Client::inflight);
-        let udp_idle = s.plan.transport == Transport::Udp && s.state == State::Playing && inflight == 0;
+        let udp_idle =
+            s.plan.transport == Transport::Udp && s.state == State::Playing && inflight == 0;
         if udp_idle {
             // The server closed an idle control connection; RTP keeps coming
             // over UDP. Reconnect when the next request is due.
@@ -306,12 +325,19 @@ impl Worker {
             return;
         }
         let phase = s.phase_name();
-        self.fail(sid, Cause::Closed, phase, "server closed the RTSP connection".into());
+        self.fail(
+            sid,
+            Cause::Closed,
+            phase,
+            "server closed the RTSP connection".into(),
+        );
     }
 
     /// Splits received bytes into frames and handles them.
     fn on_bytes(&mut self, sid: usize, data: &[u8], arrival_ns: u64) {
-        let Some(conn) = self.sessions[sid].conn.as_mut() else { return };
+        let Some(conn) = self.sessions[sid].conn.as_mut() else {
+            return;
+        };
         let mut inbuf = std::mem::take(&mut conn.inbuf);
         let from_inbuf = !inbuf.is_empty();
         if from_inbuf {
@@ -342,7 +368,9 @@ impl Worker {
             return;
         }
         let rest = buf[offset..].to_vec();
-        let Some(conn) = self.sessions[sid].conn.as_mut() else { return };
+        let Some(conn) = self.sessions[sid].conn.as_mut() else {
+            return;
+        };
         inbuf.clear();
         inbuf.extend_from_slice(&rest);
         if inbuf.capacity() > 256 * 1024 && inbuf.len() < 64 * 1024 {
@@ -353,7 +381,9 @@ impl Worker {
 
     fn on_frame(&mut self, sid: usize, frame: Frame<'_>, arrival_ns: u64) {
         match frame {
-            Frame::Interleaved { channel, data } => self.on_interleaved(sid, channel, data, arrival_ns),
+            Frame::Interleaved { channel, data } => {
+                self.on_interleaved(sid, channel, data, arrival_ns)
+            }
             Frame::Response(response) => self.on_response(sid, &response),
             Frame::Request(request) => {
                 if let Some(client) = self.sessions[sid].client.as_ref() {
@@ -366,14 +396,21 @@ impl Worker {
 
     fn on_response(&mut self, sid: usize, response: &Response<Vec<u8>>) {
         let now = Instant::now();
-        let Some(client) = self.sessions[sid].client.as_mut() else { return };
+        let Some(client) = self.sessions[sid].client.as_mut() else {
+            return;
+        };
         let result = client.on_response(response);
         let inflight = client.inflight();
         let phase = self.sessions[sid].phase_name();
         let out = match result {
             Ok(out) => out,
             Err(ClientError::Status { method, code }) => {
-                self.fail(sid, Cause::RtspStatus(code), phase, format!("{method} answered {code}"));
+                self.fail(
+                    sid,
+                    Cause::RtspStatus(code),
+                    phase,
+                    format!("{method} answered {code}"),
+                );
                 return;
             }
             Err(e @ ClientError::Malformed { .. }) => {
@@ -401,10 +438,16 @@ impl Worker {
     /// Adds the stream of a SETUP reply. Returns false if the session failed.
     fn register_stream(&mut self, sid: usize, track: usize, reply: TransportReply) -> bool {
         let s = &self.sessions[sid];
-        let Some(info) = s.client.as_ref().and_then(|c| c.presentation()).and_then(|p| p.tracks.get(track)) else {
+        let Some(info) = s
+            .client
+            .as_ref()
+            .and_then(|c| c.presentation())
+            .and_then(|p| p.tracks.get(track))
+        else {
             return true;
         };
-        let (control, media, clock_rate) = (info.control.clone(), info.media.clone(), info.clock_rate);
+        let (control, media, clock_rate) =
+            (info.control.clone(), info.media.clone(), info.clock_rate);
         let transport = s.plan.transport;
         let server_ip = reply
             .source
@@ -429,7 +472,9 @@ impl Worker {
         };
         match (transport, pair) {
             (Transport::Udp, Some(pair)) => {
-                r.rtcp_dest = reply.server_port.map(|(_, rtcp)| SocketAddr::new(server_ip, rtcp));
+                r.rtcp_dest = reply
+                    .server_port
+                    .map(|(_, rtcp)| SocketAddr::new(server_ip, rtcp));
                 let registered = match reply.ssrc {
                     Some(ssrc) => {
                         self.meta[stream as usize].ssrc = Some(ssrc);
@@ -488,7 +533,10 @@ impl Worker {
     }
 
     fn keepalive_interval(&self, sid: usize) -> Duration {
-        let timeout = self.sessions[sid].client.as_ref().map_or(60, Client::timeout_s);
+        let timeout = self.sessions[sid]
+            .client
+            .as_ref()
+            .map_or(60, Client::timeout_s);
         // Half the session timeout (RFC 2326 §12.37), at least 1 s.
         Duration::from_millis((timeout * 1000 / 2).max(1000))
     }
@@ -496,7 +544,13 @@ impl Worker {
     pub(super) fn send_keepalive(&mut self, sid: usize, now: Instant) {
         let interval = self.keepalive_interval(sid);
         self.sessions[sid].next_keepalive = now + interval;
-        let Some(bytes) = self.sessions[sid].client.as_mut().and_then(Client::keepalive) else { return };
+        let Some(bytes) = self.sessions[sid]
+            .client
+            .as_mut()
+            .and_then(Client::keepalive)
+        else {
+            return;
+        };
         self.totals.keepalives += 1;
         self.send(sid, &bytes, now);
     }
@@ -508,17 +562,28 @@ impl Worker {
         let own_ssrc = self.sessions[sid].own_ssrc;
         for i in 0..self.sessions[sid].streams.len() {
             let r = self.sessions[sid].streams[i].clone();
-            let Some(ssrc) = self.meta[r.stream as usize].ssrc else { continue };
+            let Some(ssrc) = self.meta[r.stream as usize].ssrc else {
+                continue;
+            };
             let values = self.streams[r.stream as usize].report(now_ns);
-            let Some(n) = crate::rtcp::write_receiver_report(own_ssrc, &self.cname, ssrc, &values, &mut self.rr_buf[4..])
-            else {
+            let Some(n) = crate::rtcp::write_receiver_report(
+                own_ssrc,
+                &self.cname,
+                ssrc,
+                &values,
+                &mut self.rr_buf[4..],
+            ) else {
                 continue;
             };
             match (self.sessions[sid].pair, r.rtcp_dest) {
-                (Some(pair), Some(dest)) => {
-                    if self.pairs[pair as usize].sockets.rtcp.send_to(&self.rr_buf[4..4 + n], dest).is_ok() {
-                        self.totals.rtcp_sent += 1;
-                    }
+                (Some(pair), Some(dest))
+                    if self.pairs[pair as usize]
+                        .sockets
+                        .rtcp
+                        .send_to(&self.rr_buf[4..4 + n], dest)
+                        .is_ok() =>
+                {
+                    self.totals.rtcp_sent += 1;
                 }
                 (None, _) => {
                     self.rr_buf[0] = b'$';
@@ -538,7 +603,10 @@ impl Worker {
 
     /// Sends TEARDOWN (or closes when there is nothing to tear down).
     pub(super) fn teardown(&mut self, sid: usize, now: Instant) {
-        let bytes = self.sessions[sid].client.as_mut().and_then(Client::teardown);
+        let bytes = self.sessions[sid]
+            .client
+            .as_mut()
+            .and_then(Client::teardown);
         match bytes {
             Some(bytes) => {
                 self.sessions[sid].state = State::Stopping;
@@ -611,7 +679,10 @@ impl Worker {
 
     /// Fails a session: records the cause, ends counting, closes it.
     pub(super) fn fail(&mut self, sid: usize, cause: Cause, phase: &str, detail: String) {
-        if matches!(self.sessions[sid].state, State::Failed | State::Done | State::NotStarted) {
+        if matches!(
+            self.sessions[sid].state,
+            State::Failed | State::Done | State::NotStarted
+        ) {
             return;
         }
         if self.sessions[sid].state == State::Setup {
