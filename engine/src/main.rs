@@ -36,7 +36,6 @@ fn main() -> ExitCode {
     match cadence_engine::server::run(&config, stop) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("cadence: {e}");
             ExitCode::FAILURE
         }
