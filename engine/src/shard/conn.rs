@@ -18,8 +18,6 @@ use crate::pacer::header::MAX_HEADER_LEN;
 
 /// Most iovecs in one connection SENDMSG (below IOV_MAX = 1024).
 pub const MAX_WRITE_IOV: usize = 512;
-/// Receive buffer growth step, bytes.
-pub const RECV_CHUNK: usize = 2048;
 
 /// A queued write.
 pub enum WriteItem {
@@ -86,9 +84,10 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// Our address.
     pub local: SocketAddr,
-    /// Received bytes not yet parsed.
+    /// Received bytes of an incomplete message (empty, and unallocated, between
+    /// messages: receives land in the shard's provided-buffer ring).
     pub rbuf: Vec<u8>,
-    /// A RECV is in flight.
+    /// The multishot RECV is armed.
     pub recv_pending: bool,
     /// A SENDMSG is in flight.
     pub write_pending: bool,
@@ -146,25 +145,6 @@ impl Conn {
     pub fn enqueue(&mut self, item: WriteItem) {
         self.queued_bytes += item.len();
         self.queue.push_back(item);
-    }
-
-    /// Buffer for the next RECV: pointer and length of spare capacity.
-    pub fn recv_buffer(&mut self) -> (*mut u8, usize) {
-        if self.rbuf.capacity() - self.rbuf.len() < RECV_CHUNK / 2 {
-            self.rbuf.reserve(RECV_CHUNK);
-        }
-        let len = self.rbuf.len();
-        let spare = self.rbuf.capacity() - len;
-        // SAFETY: `len` is within the allocation; the kernel writes at most
-        // `spare` bytes there, and `received` then extends the length.
-        (unsafe { self.rbuf.as_mut_ptr().add(len) }, spare)
-    }
-
-    /// Accounts `n` bytes written by the kernel into the spare capacity.
-    pub fn received(&mut self, n: usize) {
-        let new_len = (self.rbuf.len() + n).min(self.rbuf.capacity());
-        // SAFETY: the kernel initialised these bytes (RECV returned n).
-        unsafe { self.rbuf.set_len(new_len) };
     }
 
     /// Builds the next SENDMSG from the queue; `None` when a write is in flight

@@ -7,6 +7,7 @@
 //! connection write queues, do housekeeping (timeouts, sender reports), then
 //! submit everything in one `io_uring_enter` that also waits for the next tick.
 
+pub mod bufring;
 pub mod conn;
 pub mod net;
 pub mod ops;
@@ -34,6 +35,11 @@ use conn::{Conn, WriteItem};
 use ops::Op;
 use slots::{segment_iovecs, SlotPool};
 pub use stats::ShardStats;
+
+/// Provided receive buffers per shard, shared by all RTSP connections.
+pub const RECV_BUFFERS: u16 = 256;
+/// Size of one provided receive buffer, bytes.
+pub const RECV_BUFFER_LEN: usize = 4096;
 
 /// Settings shared by all shards.
 #[derive(Debug, Clone)]
@@ -195,6 +201,9 @@ pub struct Shard {
     index: usize,
     config: ShardConfig,
     ring: IoUring,
+    bufs: bufring::BufRing,
+    /// Connections whose multishot RECV ended for lack of buffers.
+    rearm: Vec<usize>,
     sockets: ShardSockets,
     controller: Controller,
     pacer: Pacer,
@@ -239,6 +248,7 @@ impl Shard {
         epoch: Instant,
     ) -> Result<Self, ShardError> {
         let ring = new_ring(config.ring_entries).map_err(ShardError::Uring)?;
+        let bufs = bufring::BufRing::new(&ring, RECV_BUFFERS, RECV_BUFFER_LEN, 0).map_err(ShardError::Uring)?;
         let v6 = config.listen.is_ipv6();
         let controller = Controller::new(
             ControllerConfig {
@@ -268,6 +278,8 @@ impl Shard {
             slots: SlotPool::new(config.send_slots, v6),
             config,
             ring,
+            bufs,
+            rearm: Vec::new(),
             sockets,
             controller,
             pacer,
@@ -325,8 +337,7 @@ impl Shard {
         if c.recv_pending || c.closing {
             return;
         }
-        let (ptr, len) = c.recv_buffer();
-        let e = opcode::Recv::new(types::Fd(c.raw_fd()), ptr, len as u32)
+        let e = opcode::RecvMulti::new(types::Fd(c.raw_fd()), self.bufs.group())
             .build()
             .user_data(Op::Recv(key as u32, c.generation).encode());
         c.recv_pending = true;
@@ -350,6 +361,9 @@ impl Shard {
             self.drain_messages(now);
             self.pace(now);
             self.flush_dirty();
+            for key in std::mem::take(&mut self.rearm) {
+                self.arm_recv(key);
+            }
             if now >= next_housekeeping {
                 self.housekeeping(now);
                 next_housekeeping = now + 100_000;
@@ -395,7 +409,7 @@ impl Shard {
                     }
                 }
                 Some(Op::Accept) => self.on_accept(res, flags),
-                Some(Op::Recv(i, g)) => self.on_recv(i as usize, g, res, now),
+                Some(Op::Recv(i, g)) => self.on_recv(i as usize, g, res, flags, now),
                 Some(Op::Write(i, g)) => self.on_write(i as usize, g, res),
                 Some(Op::RtcpRecv) => self.on_rtcp(res, now),
                 Some(Op::Cancel) | None => {}
@@ -444,25 +458,46 @@ impl Shard {
         })
     }
 
-    fn on_recv(&mut self, key: usize, generation: u32, res: i32, now: u64) {
-        let Some(c) = self.conns.get_mut(key) else {
+    fn on_recv(&mut self, key: usize, generation: u32, res: i32, flags: u32, now: u64) {
+        let bid = io_uring::cqueue::buffer_select(flags);
+        let more = io_uring::cqueue::more(flags);
+        let Some(c) = self.conns.get_mut(key).filter(|c| c.generation == generation) else {
+            if let Some(bid) = bid {
+                self.bufs.recycle(bid);
+            }
             return;
         };
-        if c.generation != generation {
-            return;
+        if !more {
+            c.recv_pending = false;
         }
-        c.recv_pending = false;
         if c.closing {
+            if let Some(bid) = bid {
+                self.bufs.recycle(bid);
+            }
             self.maybe_free(key);
             return;
         }
+        if res == -libc::ENOBUFS {
+            // Every buffer is in use: re-arm once this loop has recycled some.
+            self.rearm.push(key);
+            return;
+        }
         if res <= 0 {
+            if let Some(bid) = bid {
+                self.bufs.recycle(bid);
+            }
             self.close_conn(key);
             return;
         }
-        c.received(res as usize);
+        if let Some(bid) = bid {
+            let data = self.bufs.data(bid, res as usize);
+            c.rbuf.extend_from_slice(data);
+            self.bufs.recycle(bid);
+        }
         self.process_input(key, now);
-        self.arm_recv(key);
+        if !more {
+            self.arm_recv(key);
+        }
     }
 
     fn process_input(&mut self, key: usize, now: u64) {
