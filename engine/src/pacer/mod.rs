@@ -53,6 +53,8 @@ pub struct TickStats {
     pub max_late_us: u64,
     /// Sessions that sent their last packet this tick.
     pub finished: u64,
+    /// True when the sink filled up and due packets were left for later.
+    pub sink_full: bool,
 }
 
 /// Pacer state of one shard: the wheel and reusable scratch space.
@@ -151,6 +153,7 @@ impl Pacer {
             }
         }
         self.due.clear();
+        stats.sink_full = full;
         stats
     }
 }

@@ -189,11 +189,34 @@ impl ShardSockets {
     }
 }
 
+/// RTCP receives kept in flight on the RTCP socket, so that a burst of
+/// receiver reports is read in one loop iteration.
+pub const RTCP_RECVS: usize = 64;
+
 struct RtcpRecv {
     msg: libc::msghdr,
     iov: libc::iovec,
     addr: libc::sockaddr_in6,
     buf: [u8; 1500],
+}
+
+impl RtcpRecv {
+    fn new() -> Box<RtcpRecv> {
+        // SAFETY: zeroed msghdr/iovec/sockaddr are valid; pointers set below,
+        // into the box, whose address does not change.
+        let mut r = Box::new(RtcpRecv {
+            msg: unsafe { std::mem::zeroed() },
+            iov: unsafe { std::mem::zeroed() },
+            addr: unsafe { std::mem::zeroed() },
+            buf: [0; 1500],
+        });
+        r.iov.iov_base = r.buf.as_mut_ptr() as *mut libc::c_void;
+        r.iov.iov_len = r.buf.len();
+        r.msg.msg_iov = &mut r.iov;
+        r.msg.msg_iovlen = 1;
+        r.msg.msg_name = &mut r.addr as *mut _ as *mut libc::c_void;
+        r
+    }
 }
 
 /// One shard.
@@ -211,7 +234,7 @@ pub struct Shard {
     conns: Slab<Conn>,
     next_generation: u32,
     dirty: Vec<usize>,
-    rtcp_recv: Box<RtcpRecv>,
+    rtcp_recv: Vec<Box<RtcpRecv>>,
     cqes: Vec<(u64, i32, u32)>,
     rx: Receiver<ShardMsg>,
     peers: Vec<Sender<ShardMsg>>,
@@ -261,18 +284,7 @@ impl Shard {
         );
         let now = now_us(epoch);
         let pacer = Pacer::new(now, config.tick_us);
-        // SAFETY: zeroed msghdr/iovec/sockaddr are valid; pointers set below.
-        let mut rtcp_recv = Box::new(RtcpRecv {
-            msg: unsafe { std::mem::zeroed() },
-            iov: unsafe { std::mem::zeroed() },
-            addr: unsafe { std::mem::zeroed() },
-            buf: [0; 1500],
-        });
-        rtcp_recv.iov.iov_base = rtcp_recv.buf.as_mut_ptr() as *mut libc::c_void;
-        rtcp_recv.iov.iov_len = rtcp_recv.buf.len();
-        rtcp_recv.msg.msg_iov = &mut rtcp_recv.iov;
-        rtcp_recv.msg.msg_iovlen = 1;
-        rtcp_recv.msg.msg_name = &mut rtcp_recv.addr as *mut _ as *mut libc::c_void;
+        let rtcp_recv = (0..RTCP_RECVS).map(|_| RtcpRecv::new()).collect();
         Ok(Shard {
             index,
             slots: SlotPool::new(config.send_slots, v6),
@@ -320,13 +332,15 @@ impl Shard {
         self.accept_armed = true;
     }
 
-    fn arm_rtcp_recv(&mut self) {
+    fn arm_rtcp_recv(&mut self, index: usize) {
         let fd = self.sockets.udp.rtcp.as_raw_fd();
-        self.rtcp_recv.msg.msg_namelen =
-            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-        let e = opcode::RecvMsg::new(types::Fd(fd), &mut self.rtcp_recv.msg)
+        let Some(r) = self.rtcp_recv.get_mut(index) else {
+            return;
+        };
+        r.msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        let e = opcode::RecvMsg::new(types::Fd(fd), &mut r.msg)
             .build()
-            .user_data(Op::RtcpRecv.encode());
+            .user_data(Op::RtcpRecv(index as u32).encode());
         self.push(e);
     }
 
@@ -348,7 +362,9 @@ impl Shard {
     /// every session and returns.
     pub fn run(mut self) {
         self.arm_accept();
-        self.arm_rtcp_recv();
+        for i in 0..self.rtcp_recv.len() {
+            self.arm_rtcp_recv(i);
+        }
         let mut next_housekeeping = 0u64;
         let mut next_report = now_us(self.epoch) + 10_000_000;
         loop {
@@ -379,7 +395,13 @@ impl Shard {
             let wait = tick - (after % tick);
             let ts = types::Timespec::new().nsec((wait * 1000) as u32);
             let args = types::SubmitArgs::new().timespec(&ts);
-            match self.ring.submitter().submit_with_args(1, &args) {
+            self.stats.loops += 1;
+            let entered = now_us(self.epoch);
+            let result = self.ring.submitter().submit_with_args(1, &args);
+            let spent = now_us(self.epoch).saturating_sub(entered);
+            self.stats.enter_us += spent;
+            self.stats.max_enter_us = self.stats.max_enter_us.max(spent);
+            match result {
                 Ok(_) => {}
                 Err(e)
                     if matches!(
@@ -411,7 +433,7 @@ impl Shard {
                 Some(Op::Accept) => self.on_accept(res, flags),
                 Some(Op::Recv(i, g)) => self.on_recv(i as usize, g, res, flags, now),
                 Some(Op::Write(i, g)) => self.on_write(i as usize, g, res),
-                Some(Op::RtcpRecv) => self.on_rtcp(res, now),
+                Some(Op::RtcpRecv(i)) => self.on_rtcp(i as usize, res, now),
                 Some(Op::Cancel) | None => {}
             }
         }
@@ -530,7 +552,8 @@ impl Shard {
                 }
                 Input::Data { channel, payload } => {
                     if rtcp::looks_like_rtcp(&payload) {
-                        self.on_rtcp_bytes(&payload, now);
+                        let ok = Self::take_rtcp(&mut self.controller, &payload, now);
+                        self.stats.count_rtcp(ok);
                     }
                     let _ = channel;
                 }
@@ -735,26 +758,26 @@ impl Shard {
         }
     }
 
-    fn on_rtcp(&mut self, res: i32, now: u64) {
+    fn on_rtcp(&mut self, index: usize, res: i32, now: u64) {
         if res > 0 {
-            let n = (res as usize).min(self.rtcp_recv.buf.len());
-            let data = self.rtcp_recv.buf[..n].to_vec();
-            self.on_rtcp_bytes(&data, now);
+            if let Some(r) = self.rtcp_recv.get(index) {
+                let n = (res as usize).min(r.buf.len());
+                let ok = Self::take_rtcp(&mut self.controller, &r.buf[..n], now);
+                self.stats.count_rtcp(ok);
+            }
         }
         if !self.shutdown.load(Ordering::Relaxed) {
-            self.arm_rtcp_recv();
+            self.arm_rtcp_recv(index);
         }
     }
 
-    fn on_rtcp_bytes(&mut self, data: &[u8], now: u64) {
-        let controller = &mut self.controller;
-        let result = rtcp::for_each_report_block(data, |b| {
+    /// Feeds an RTCP compound packet from a client to the controller; false
+    /// when it is malformed.
+    fn take_rtcp(controller: &mut Controller, data: &[u8], now: u64) -> bool {
+        rtcp::for_each_report_block(data, |b| {
             controller.on_report_block(b.source, b.fraction_lost, b.cumulative_lost, b.jitter, now);
-        });
-        match result {
-            Ok(_) => self.stats.rtcp_in += 1,
-            Err(_) => self.stats.rtcp_bad += 1,
-        }
+        })
+        .is_ok()
     }
 
     fn drain_messages(&mut self, now: u64) {

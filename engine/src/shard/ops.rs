@@ -12,8 +12,8 @@ pub enum Op {
     Write(u32, u32),
     /// UDP sendmsg from send slot `index`.
     Slot(u32),
-    /// Receive on the RTCP socket.
-    RtcpRecv,
+    /// Receive on the RTCP socket into receive slot `index`.
+    RtcpRecv(u32),
     /// A cancel request; its own completion is ignored.
     Cancel,
 }
@@ -33,7 +33,7 @@ impl Op {
             Op::Recv(i, g) => (RECV, i, g),
             Op::Write(i, g) => (WRITE, i, g),
             Op::Slot(i) => (SLOT, i, 0),
-            Op::RtcpRecv => (RTCP_RECV, 0, 0),
+            Op::RtcpRecv(i) => (RTCP_RECV, i, 0),
             Op::Cancel => (CANCEL, 0, 0),
         };
         (tag << 56) | ((u64::from(index) & 0xff_ffff) << 32) | u64::from(generation)
@@ -48,7 +48,7 @@ impl Op {
             RECV => Op::Recv(index, generation),
             WRITE => Op::Write(index, generation),
             SLOT => Op::Slot(index),
-            RTCP_RECV => Op::RtcpRecv,
+            RTCP_RECV => Op::RtcpRecv(index),
             CANCEL => Op::Cancel,
             _ => return None,
         })
@@ -66,7 +66,7 @@ mod tests {
             Op::Recv(0xff_fffe, u32::MAX),
             Op::Write(7, 9),
             Op::Slot(123),
-            Op::RtcpRecv,
+            Op::RtcpRecv(63),
             Op::Cancel,
         ] {
             assert_eq!(Op::decode(op.encode()), Some(op));

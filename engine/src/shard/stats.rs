@@ -23,6 +23,14 @@ pub struct ShardStats {
     pub forwarded: u64,
     /// TCP clients dropped for not reading.
     pub dropped_slow: u64,
+    /// Event-loop iterations.
+    pub loops: u64,
+    /// Time spent inside io_uring_enter (submitting and waiting), µs.
+    pub enter_us: u64,
+    /// Longest single io_uring_enter, µs.
+    pub max_enter_us: u64,
+    /// Ticks on which the send slots ran out.
+    pub slots_full: u64,
 }
 
 impl ShardStats {
@@ -32,6 +40,16 @@ impl ShardStats {
         self.bytes += t.bytes;
         self.late += t.late;
         self.max_late_us = self.max_late_us.max(t.max_late_us);
+        self.slots_full += u64::from(t.sink_full);
+    }
+
+    /// Counts one received RTCP packet, malformed or not.
+    pub fn count_rtcp(&mut self, well_formed: bool) {
+        if well_formed {
+            self.rtcp_in += 1;
+        } else {
+            self.rtcp_bad += 1;
+        }
     }
 
     /// Logs the counters over the last `secs` seconds and resets them.
@@ -48,6 +66,10 @@ impl ShardStats {
                 rtcp_in = self.rtcp_in,
                 forwarded = self.forwarded,
                 dropped_slow = self.dropped_slow,
+                loops = self.loops,
+                enter_ms = self.enter_us / 1000,
+                max_enter_us = self.max_enter_us,
+                slots_full = self.slots_full,
                 "shard stats"
             );
         }
