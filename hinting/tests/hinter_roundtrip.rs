@@ -101,18 +101,31 @@ fn round_trip(name: &str, media_streams: &[&str]) -> (FileSchedule, FileSchedule
             );
         }
     }
+    let out_movie = Movie::parse(&out_bytes).expect("output parses");
     for h in compiled.tracks.iter() {
         let u = b
             .iter()
             .find(|u| u.track_id == h.track_id)
             .expect("hint track visible to mp4box");
         assert_eq!(u.handler_type, "hint");
+        // mp4box's hint samples, read with the hint sample parser: every one
+        // with packets starts a compiled hint sample; at most the first (a
+        // lead-in before the first sent media sample) is empty.
+        let mut with_packets = 0;
+        for (i, s) in u.samples.iter().enumerate() {
+            let bytes = &out_bytes[s.file_offset as usize..][..s.size as usize];
+            let parsed = cadence_hinting::hint_sample::parse(bytes).expect("hint sample parses");
+            assert!(
+                i == 0 || !parsed.packets.is_empty(),
+                "hint sample {i} of track {} is empty",
+                h.track_id
+            );
+            with_packets += usize::from(!parsed.packets.is_empty());
+        }
         let starts = h.packets.iter().filter(|p| p.flags.sample_start()).count();
-        assert_eq!(
-            u.sample_count as usize, starts,
-            "hint samples of track {}",
-            h.track_id
-        );
+        assert_eq!(with_packets, starts, "hint samples of track {}", h.track_id);
+        let track = out_movie.track(h.track_id).expect("hint track");
+        assert_eq!(track.samples.len(), u.sample_count);
     }
     let size = out_bytes.len() as u64;
     mp4box::get_boxes(&mut std::io::Cursor::new(&out_bytes), size, true)

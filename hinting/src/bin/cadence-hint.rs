@@ -27,6 +27,13 @@ use cadence_hinting::packetize::{max_payload_for, DEFAULT_MTU};
 use cadence_hinting::writer::{write_hinted, write_stripped, WriteSummary};
 use cadence_hinting::{HintError, TrackSchedule};
 
+/// `println!` that ignores a closed stdout (`cadence-hint --info F | head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// Adds RTP hint tracks to MP4/MOV files (H.264, H.265, AAC, MPEG-4 Visual),
 /// shows them, or removes them.
 #[derive(Debug, Parser)]
@@ -76,7 +83,7 @@ fn run(args: &Args) -> Result<ExitCode> {
         .context("an output file is required (-o OUT)")?;
     if args.strip {
         let summary = write_atomically(output, |w| Ok(write_stripped(&map, &movie, w)?))?;
-        println!(
+        out!(
             "{}: removed {} hint track(s), dropped {} hint-only mdat(s), moved {} chunk offset(s); wrote {} bytes",
             output.display(),
             summary.hint_tracks_removed,
@@ -95,7 +102,8 @@ fn run(args: &Args) -> Result<ExitCode> {
     for s in &plan.skipped {
         eprintln!(
             "cadence-hint: track {} not hinted: {}",
-            s.track_id, s.reason
+            s.track_id,
+            s.reason
         );
     }
     if plan.tracks.is_empty() {
@@ -169,7 +177,7 @@ fn write_atomically(
 }
 
 fn report_hinted(output: &Path, plan: &FilePlan, summary: &WriteSummary) {
-    println!(
+    out!(
         "{}: {} bytes, {} hint track(s)",
         output.display(),
         summary.bytes_written,
@@ -177,7 +185,7 @@ fn report_hinted(output: &Path, plan: &FilePlan, summary: &WriteSummary) {
     );
     for t in &plan.tracks {
         let seconds = t.duration_us() as f64 / 1e6;
-        println!(
+        out!(
             "  hint track {} -> media track {}: {} {} Hz, {} packets ({:.1}/s), {} kbit/s, max packet {} bytes",
             t.hint_track_id,
             t.media_track_id,
@@ -194,14 +202,14 @@ fn report_hinted(output: &Path, plan: &FilePlan, summary: &WriteSummary) {
 fn info(path: &Path, map: &[u8], movie: &Movie) -> Result<ExitCode> {
     match compile_slice(map) {
         Ok(compiled) => {
-            println!(
+            out!(
                 "{}: {} RTP hint track(s), {:.3} s",
                 path.display(),
                 compiled.tracks.len(),
                 compiled.duration_us as f64 / 1e6
             );
             if let Some(s) = &compiled.session_sdp {
-                println!("session SDP:");
+                out!("session SDP:");
                 print_sdp(s);
             }
             for t in &compiled.tracks {
@@ -210,18 +218,19 @@ fn info(path: &Path, map: &[u8], movie: &Movie) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(HintError::NoHintTracks) => {
-            println!("{}: no RTP hint tracks", path.display());
+            out!("{}: no RTP hint tracks", path.display());
             let plan = plan_movie(map, movie, &PlanOptions::default());
             for t in &plan.tracks {
-                println!(
+                out!(
                     "  media track {} can be hinted as {} ({} packets at MTU {DEFAULT_MTU}); cadence streams it directly",
                     t.media_track_id, t.codec, t.stats.packets
                 );
             }
             for s in &plan.skipped {
-                println!(
+                out!(
                     "  media track {} cannot be hinted: {}",
-                    s.track_id, s.reason
+                    s.track_id,
+                    s.reason
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -243,11 +252,13 @@ fn print_track(t: &TrackSchedule) {
     let media = t
         .media_track_id
         .map_or_else(|| "-".to_string(), |m| m.to_string());
-    println!(
+    out!(
         "hint track {} (media track {media}), clock {} Hz, {:.3} s",
-        t.track_id, t.clock_rate, seconds
+        t.track_id,
+        t.clock_rate,
+        seconds
     );
-    println!(
+    out!(
         "  packets {} ({:.1}/s), payload {} bytes, {:.1} kbit/s with RTP headers, max packet {} bytes (declared {})",
         t.packets.len(),
         packets / seconds,
@@ -265,6 +276,6 @@ fn print_sdp(sdp: &str) {
         .map(|l| l.trim_end_matches('\r'))
         .filter(|l| !l.is_empty())
     {
-        println!("    {line}");
+        out!("    {line}");
     }
 }

@@ -207,6 +207,27 @@ pub fn plan_movie(data: &[u8], movie: &Movie, options: &PlanOptions) -> FilePlan
     plan
 }
 
+/// Media time (media timescale) before which an audio track's samples are
+/// not presented: the media time of its edit list's first real edit, when the
+/// list is one optional empty edit and one edit at normal rate (the AAC
+/// priming frames ffmpeg and Apple encoders put before the edit). Audio
+/// samples that end by then are not sent: a client could only play them
+/// before the start. Video keeps every sample (later frames may reference
+/// them); other edit lists keep everything. `i128::MIN` when nothing is skipped.
+fn audio_presentation_start(track: &Track) -> i128 {
+    if track.handler.0 != *b"soun" {
+        return i128::MIN;
+    }
+    match track.edits.as_slice() {
+        [e] | [EditEntry { media_time: -1, .. }, e]
+            if e.media_time >= 0 && e.media_rate == 0x0001_0000 =>
+        {
+            i128::from(e.media_time)
+        }
+        _ => i128::MIN,
+    }
+}
+
 /// Packetizes one track. Errors are human-readable reasons.
 fn plan_track(
     data: &[u8],
@@ -246,7 +267,15 @@ fn plan_track(
     }
     let mut samples = Vec::new();
     let mut infos = Vec::with_capacity(track.samples.len() as usize);
+    let skip_until = audio_presentation_start(track);
     for (index, info) in track.samples.iter() {
+        infos.push((info.decode_time, info.composition_offset));
+        let end = i128::from(info.decode_time)
+            + i128::from(info.composition_offset)
+            + i128::from(info.duration);
+        if end <= skip_until {
+            continue;
+        }
         if info.description_index != 1 {
             return Err(format!(
                 "sample {} uses sample description {}; only one is supported",
@@ -268,7 +297,6 @@ fn plan_track(
         packetizer
             .push(&sample, &mut samples)
             .map_err(|e| format!("{}: {e}", packetizer.name()))?;
-        infos.push((info.decode_time, info.composition_offset));
     }
     packetizer.finish(&mut samples);
     if samples.is_empty() {

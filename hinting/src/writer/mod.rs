@@ -97,12 +97,19 @@ struct HintData {
     tracks: Vec<(u64, Vec<u32>)>,
 }
 
-fn encode_hint_data(plan: &FilePlan) -> HintData {
+/// Bytes of a hint sample without packets: entry count 0, reserved.
+const EMPTY_HINT_SAMPLE: [u8; 4] = [0; 4];
+
+fn encode_hint_data(plan: &FilePlan) -> Result<HintData, WriteError> {
     let mut buf = BoxBuf::new();
     let mut tracks = Vec::with_capacity(plan.tracks.len());
     for t in &plan.tracks {
         let start = buf.bytes.len() as u64;
-        let mut sizes = Vec::with_capacity(t.samples.len());
+        let mut sizes = Vec::with_capacity(t.samples.len() + 1);
+        if trak::lead_in(t).map_err(WriteError::Unsupported)? > 0 {
+            buf.raw(&EMPTY_HINT_SAMPLE);
+            sizes.push(EMPTY_HINT_SAMPLE.len() as u32);
+        }
         let mut sequence = 0u16;
         for (s, timing) in t.samples.iter().zip(&t.timing) {
             let before = buf.bytes.len();
@@ -111,10 +118,10 @@ fn encode_hint_data(plan: &FilePlan) -> HintData {
         }
         tracks.push((start, sizes));
     }
-    HintData {
+    Ok(HintData {
         bytes: buf.bytes,
         tracks,
-    }
+    })
 }
 
 /// A top-level box of the output: an input box kept at a new position.
@@ -159,7 +166,7 @@ fn rewrite<W: Write>(
                 && movie.tracks.iter().any(|t| t.is_hint() && chunk_in(t, b))
         })
         .collect();
-    let hint = plan.map(encode_hint_data);
+    let hint = plan.map(encode_hint_data).transpose()?;
     let hint_len = hint.as_ref().map_or(0, |h| h.bytes.len() as u64);
     let quicktime = movie.is_quicktime();
 

@@ -14,7 +14,8 @@
 //!       dinf/dref/url     self-contained
 //!       stbl
 //!         stsd/'rtp '     hinttrackversion 1, maxpacketsize; tims, tsro, snro
-//!         stts stss stsz stsc stco|co64   (one chunk holding every hint sample)
+//!         stts stss stsz stsc stco|co64   (one chunk holding every hint sample;
+//!                         an empty lead-in hint sample when the first one starts after 0)
 //!   udta/hnti/'sdp '      track-level SDP
 //! ```
 
@@ -94,6 +95,22 @@ pub fn build(
         .close();
     b.close(); // trak
     b.finish()
+}
+
+/// Duration of the empty hint sample that precedes the planned ones when
+/// the first planned hint sample does not start at time 0 (hint sample times
+/// are cumulative 'stts' durations from 0): RTP clock ticks, 0 for none.
+///
+/// # Errors
+/// A description when the gap exceeds a 32-bit 'stts' delta.
+pub fn lead_in(plan: &TrackPlan) -> Result<u32, String> {
+    let first = plan.timing.first().map_or(0, |t| t.time);
+    u32::try_from(first).map_err(|_| {
+        format!(
+            "hint track {}: first hint sample at {first} ticks does not fit a 32-bit 'stts' delta",
+            plan.hint_track_id
+        )
+    })
 }
 
 /// Hint track duration in the movie timescale: the edit list's total, or the
@@ -213,8 +230,12 @@ fn stbl(b: &mut BoxBuf, plan: &TrackPlan, layout: &SampleLayout<'_>) {
     b.open(b"tsro").i32(0).close();
     b.open(b"snro").i32(0).close();
     b.close().close();
-    // stts: run-length encoded durations.
+    // stts: run-length encoded durations, after the lead-in sample.
+    let lead_in = lead_in(plan).unwrap_or(0);
     let mut runs: Vec<(u32, u32)> = Vec::new();
+    if lead_in > 0 {
+        runs.push((1, lead_in));
+    }
     for t in &plan.timing {
         match runs.last_mut() {
             Some((count, delta)) if *delta == t.duration => *count += 1,
@@ -228,7 +249,8 @@ fn stbl(b: &mut BoxBuf, plan: &TrackPlan, layout: &SampleLayout<'_>) {
     b.close();
     // stss only when some hint sample is not a sync sample.
     if plan.samples.iter().any(|s| !s.sync) {
-        let sync: Vec<u32> = (1..)
+        let first = if lead_in > 0 { 2 } else { 1 };
+        let sync: Vec<u32> = (first..)
             .zip(&plan.samples)
             .filter(|(_, s)| s.sync)
             .map(|(n, _)| n)
