@@ -1,0 +1,284 @@
+//! Microbenchmarks of Cadence's hot paths (divan):
+//! - compiling a hinted file's schedules (bytes of file per second),
+//! - parsing an RTSP request and producing its serialized reply,
+//! - building one packet's RTP header and iovecs from a schedule entry,
+//! - timing-wheel insert and expiry,
+//! - one pacer tick over many playing sessions.
+//!
+//! `cargo bench -p cadence-benches --bench hot_paths -- --test` runs each once.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+
+use cadence_benches::rig::{repo_media_dir, PacerRig, RtspRig};
+use cadence_engine::pacer::header::{self, RtpFields, MAX_HEADER_LEN};
+use cadence_engine::pacer::wheel::{Entry, Wheel};
+use cadence_engine::rtsp::framing;
+use cadence_engine::shard::slots::{segment_iovecs, SlotPool};
+use divan::counter::{BytesCount, ItemsCount};
+use divan::Bencher;
+
+fn main() {
+    divan::main();
+}
+
+/// Hinted files to compile: the bundled ffmpeg sample, and Apple's hinted
+/// file when `../shared/media` is present.
+fn hinted_files() -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    let sample = repo_media_dir().join("sample.mp4");
+    match std::fs::read(&sample) {
+        Ok(b) => files.push(("ffmpeg sample.mp4".to_string(), b)),
+        Err(e) => eprintln!("hot_paths: cannot read {}: {e}", sample.display()),
+    }
+    let apple = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/media/apple/sample_h264_300kbit.mp4");
+    match std::fs::read(&apple) {
+        Ok(b) => files.push(("apple sample_h264_300kbit.mp4".to_string(), b)),
+        Err(_) => eprintln!(
+            "hot_paths: NOTICE: {} absent, Apple-hinted compile benchmark skipped",
+            apple.display()
+        ),
+    }
+    files
+}
+
+mod compile {
+    use super::*;
+
+    /// Schedule compilation of the bundled sample (20 s, ffmpeg-hinted).
+    #[divan::bench]
+    fn ffmpeg_sample(b: Bencher) {
+        bench_file(b, "ffmpeg sample.mp4");
+    }
+
+    /// Schedule compilation of Apple's hinted 70 s H.264 file.
+    #[divan::bench]
+    fn apple_h264(b: Bencher) {
+        bench_file(b, "apple sample_h264_300kbit.mp4");
+    }
+
+    fn bench_file(b: Bencher, name: &str) {
+        let files = hinted_files();
+        let Some((found, bytes)) = files.into_iter().find(|(n, _)| n == name) else {
+            return;
+        };
+        // The schedule must compile before its speed means anything.
+        let compiled = cadence_hinting::compile::compile_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{found}: {e}"));
+        assert!(!compiled.tracks.is_empty());
+        b.counter(BytesCount::new(bytes.len()))
+            .bench_local(|| cadence_hinting::compile::compile_slice(black_box(&bytes)).is_ok());
+    }
+}
+
+mod rtsp {
+    use super::*;
+
+    fn rig() -> RtspRig {
+        RtspRig::new(&repo_media_dir(), "sample.mp4").expect("bundled media/sample.mp4")
+    }
+
+    /// Framing + parsing one SETUP request (rtsp-types), no handling.
+    #[divan::bench]
+    fn parse_setup(b: Bencher) {
+        let mut r = rig();
+        let bytes = r.setup_bytes(0, 5000, None);
+        assert!(framing::next(&bytes).is_some());
+        b.counter(BytesCount::new(bytes.len()))
+            .bench_local(|| framing::next(black_box(&bytes)).map(|(_, n)| n));
+    }
+
+    /// OPTIONS: parse, handle, serialize the reply.
+    #[divan::bench]
+    fn options_reply(b: Bencher) {
+        let mut r = rig();
+        let bytes = b"OPTIONS * RTSP/1.0\r\nCSeq: 2\r\nUser-Agent: cadence-bench\r\n\r\n".to_vec();
+        assert_eq!(r.exchange(&bytes, 0, 4000).expect("exchange").status, 200);
+        b.bench_local(|| {
+            r.exchange(black_box(&bytes), 0, 4000)
+                .map(|e| e.response_bytes)
+                .ok()
+        });
+    }
+
+    /// DESCRIBE: parse, handle (SDP from the compiled schedule), serialize.
+    #[divan::bench]
+    fn describe_reply(b: Bencher) {
+        let mut r = rig();
+        let bytes = r.describe_bytes();
+        assert_eq!(r.exchange(&bytes, 0, 4000).expect("exchange").status, 200);
+        b.bench_local(|| {
+            r.exchange(black_box(&bytes), 0, 4000)
+                .map(|e| e.response_bytes)
+                .ok()
+        });
+    }
+
+    /// One whole session setup and teardown as a player does it: DESCRIBE,
+    /// SETUP ×2, PLAY, TEARDOWN (request formatting included). One item = one
+    /// session; items/s bounds the setup rate of one shard's control path.
+    #[divan::bench]
+    fn session_cycle(b: Bencher) {
+        let mut r = rig();
+        let mut now = 0u64;
+        b.counter(ItemsCount::new(1usize)).bench_local(|| {
+            now += 10;
+            let (id, _) = r.play_session(now, 5000).expect("session plays");
+            let t = r.session_request_bytes("TEARDOWN", &id);
+            r.exchange(&t, now, 5000).expect("teardown").status
+        });
+    }
+}
+
+mod packet {
+    use super::*;
+
+    /// RTP header (12 bytes) for one schedule entry.
+    #[divan::bench]
+    fn rtp_header(b: Bencher) {
+        let mut hdr = [0u8; MAX_HEADER_LEN];
+        let mut seq = 0u16;
+        b.bench_local(|| {
+            seq = seq.wrapping_add(1);
+            header::write(
+                &RtpFields {
+                    marker: seq & 7 == 0,
+                    payload_type: 96,
+                    seq,
+                    timestamp: u32::from(seq) * 3600,
+                    ssrc: 0x1234_5678,
+                },
+                None,
+                1200,
+                black_box(&mut hdr),
+            )
+        });
+    }
+
+    /// The shard's per-packet work for UDP: header, then a send slot's
+    /// msghdr + iovecs pointing at the mapped file (the schedule's packets in
+    /// order, cycling), then the slot's release.
+    #[divan::bench]
+    fn slot_iovecs(b: Bencher) {
+        let path = repo_media_dir().join("sample.mp4");
+        let file = cadence_hinting::open(&path).expect("bundled sample compiles");
+        let mut pool = SlotPool::new(64, false);
+        let dest = SocketAddr::from(([127, 0, 0, 1], 5000));
+        let all: Vec<(usize, usize)> = file
+            .tracks
+            .iter()
+            .enumerate()
+            .flat_map(|(t, s)| (0..s.packets.len()).map(move |p| (t, p)))
+            .collect();
+        let mut i = 0usize;
+        let mut hdr = [0u8; MAX_HEADER_LEN];
+        b.counter(ItemsCount::new(1usize)).bench_local(|| {
+            let (t, p) = all[i % all.len()];
+            i += 1;
+            let track = &file.tracks[t];
+            let packet = &track.packets[p];
+            let n = header::write(
+                &RtpFields {
+                    marker: packet.flags.marker(),
+                    payload_type: packet.payload_type,
+                    seq: i as u16,
+                    timestamp: packet.rtp_time,
+                    ssrc: 7,
+                },
+                None,
+                packet.payload_len as usize,
+                &mut hdr,
+            )
+            .unwrap_or(12);
+            let segments = track.segments_of(packet);
+            let (index, msg) = pool
+                .fill(dest, &hdr[..n], |iov| {
+                    segment_iovecs(&file, track, segments, iov, 0)
+                })
+                .expect("slot and segments fit");
+            black_box(msg);
+            pool.release(index);
+        });
+    }
+}
+
+mod wheel {
+    use super::*;
+
+    /// Inserting one entry 0-40 ms ahead.
+    #[divan::bench]
+    fn insert(b: Bencher) {
+        let mut w = Wheel::new(4096, 1000, 0);
+        let mut out = Vec::with_capacity(1 << 16);
+        let mut i = 0u64;
+        b.counter(ItemsCount::new(1usize)).bench_local(|| {
+            i += 1;
+            w.insert(
+                (i * 7919) % 40_000,
+                Entry {
+                    key: i as u32,
+                    epoch: 0,
+                },
+            );
+            if w.len() >= 1 << 15 {
+                // Keep memory bounded: drain everything (outside the usual path).
+                w.expire(u64::MAX / 2, &mut out);
+                out.clear();
+                w = Wheel::new(4096, 1000, 0);
+            }
+        });
+    }
+
+    /// Steady state of 6,000 sessions each due every ~30 ms: per 1 ms tick,
+    /// expire the due entries and reinsert each one 30 ms later. One item =
+    /// one entry expired and reinserted.
+    #[divan::bench]
+    fn expire_reinsert_6000(b: Bencher) {
+        const N: u64 = 6000;
+        let mut w = Wheel::new(4096, 1000, 0);
+        for k in 0..N {
+            w.insert(
+                k * 30_000 / N,
+                Entry {
+                    key: k as u32,
+                    epoch: 0,
+                },
+            );
+        }
+        let mut out = Vec::with_capacity(4096);
+        let mut now = 0u64;
+        b.counter(ItemsCount::new((N / 30) as usize))
+            .bench_local(|| {
+                now += 1000;
+                out.clear();
+                w.expire(now, &mut out);
+                for e in &out {
+                    w.insert(now + 30_000, *e);
+                }
+                out.len()
+            });
+    }
+}
+
+mod pacer {
+    use super::*;
+
+    /// One 1 ms pacer tick over 6,000 playing UDP sessions of the bundled
+    /// sample (about 200 packets per tick), packets built into send slots as
+    /// the shard does; time per tick.
+    #[divan::bench(sample_count = 50, sample_size = 20)]
+    fn tick_6000_sessions(b: Bencher) {
+        let mut rig =
+            PacerRig::new(&repo_media_dir(), "sample.mp4", 6000, 1000).expect("sessions play");
+        // Warm up past the ramp so every session is in steady state.
+        for _ in 0..2000 {
+            rig.tick();
+        }
+        b.bench_local(|| {
+            let n = rig.tick();
+            rig.replay_finished().expect("replay");
+            n
+        });
+    }
+}
