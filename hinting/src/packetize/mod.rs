@@ -20,6 +20,7 @@ mod h264;
 mod h265;
 mod mp4v;
 mod nal;
+pub mod cache;
 pub mod plain;
 pub mod plan;
 pub mod sdp;
