@@ -122,6 +122,19 @@ pub struct Lateness {
     pub early_packets: u64,
 }
 
+/// How early the packets that arrived before their time were, µs.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Earliness {
+    /// Median over early packets.
+    pub p50: u64,
+    /// 99th percentile over early packets.
+    pub p99: u64,
+    /// Most early.
+    pub max: u64,
+    /// Early packets.
+    pub packets: u64,
+}
+
 /// Distribution over streams or sessions, ms.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct MsDistribution {
@@ -219,6 +232,8 @@ pub struct Report {
     pub rates: Rates,
     /// Lateness, µs.
     pub lateness_us: Lateness,
+    /// Earliness of early packets, µs.
+    pub earliness_us: Earliness,
     /// RFC 3550 jitter at the end of each stream, ms, over streams.
     pub jitter_ms: MsDistribution,
     /// Connect to PLAY reply, ms, over sessions that played.
@@ -327,12 +342,14 @@ pub fn build(
 ) -> Report {
     let mut totals = Totals::default();
     let mut lateness = lateness_histogram();
+    let mut earliness = lateness_histogram();
     let mut sessions = Vec::new();
     let mut errors = Vec::new();
     let mut rcvbuf = usize::MAX;
     for r in results {
         add_totals(&mut totals, &r.totals);
         let _ = lateness.add(&r.lateness);
+        let _ = earliness.add(&r.earliness);
         sessions.extend(r.sessions);
         if let Some(e) = r.error {
             errors.push(e);
@@ -465,6 +482,16 @@ pub fn build(
         },
         rates,
         lateness_us,
+        earliness_us: if earliness.is_empty() {
+            Earliness::default()
+        } else {
+            Earliness {
+                p50: earliness.value_at_quantile(0.5),
+                p99: earliness.value_at_quantile(0.99),
+                max: earliness.max(),
+                packets: earliness.len(),
+            }
+        },
         jitter_ms: ms_distribution(&jitter),
         setup_ms: ms_distribution(&setup),
         rtcp,

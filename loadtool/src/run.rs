@@ -226,6 +226,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
             h.join().unwrap_or_else(|_| crate::worker::WorkerResult {
                 sessions: Vec::new(),
                 lateness: crate::shared::lateness_histogram(),
+                earliness: crate::shared::lateness_histogram(),
                 totals: Default::default(),
                 udp_pairs: 0,
                 rcvbuf: 0,

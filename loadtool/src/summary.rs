@@ -79,13 +79,23 @@ pub fn table(report: &Report) -> String {
     rows.push((
         "lateness µs",
         format!(
-            "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  ({} early packets)",
+            "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (early packets count as 0)",
             thousands(l.p50),
             thousands(l.p90),
             thousands(l.p99),
             thousands(l.p999),
             thousands(l.max),
-            thousands(l.early_packets)
+        ),
+    ));
+    let e = &r.earliness_us;
+    rows.push((
+        "early µs",
+        format!(
+            "{} packets before their time: p50 {}  p99 {}  max {}",
+            thousands(e.packets),
+            thousands(e.p50),
+            thousands(e.p99),
+            thousands(e.max)
         ),
     ));
     rows.push((

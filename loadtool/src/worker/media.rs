@@ -49,29 +49,20 @@ impl Worker {
                     self.totals.malformed_rtp += 1;
                     continue;
                 };
-                match self.demux.lookup(pair16, packet.ssrc(), d.source_port) {
+                let (ssrc, seq, ts, len) = (
+                    packet.ssrc(),
+                    packet.sequence_number(),
+                    packet.timestamp(),
+                    d.data.len(),
+                );
+                match self.demux.lookup(pair16, ssrc, d.source_port) {
                     Some((stream, learned)) => {
                         if learned {
                             let m = &mut self.meta[stream as usize];
-                            m.ssrc = Some(packet.ssrc());
+                            m.ssrc = Some(ssrc);
                             m.source_port = None;
                         }
-                        let late = self.streams[stream as usize].on_rtp(
-                            packet.sequence_number(),
-                            packet.timestamp(),
-                            d.data.len(),
-                            arrival,
-                        );
-                        self.totals.packets += 1;
-                        self.totals.bytes += d.data.len() as u64;
-                        if let Some(late) = late {
-                            if late < 0 {
-                                self.totals.early_packets += 1;
-                            }
-                            let v = late.max(0) as u64;
-                            self.lateness.saturating_record(v);
-                            self.interval.saturating_record(v);
-                        }
+                        self.record_rtp(stream as usize, seq, ts, len, arrival);
                     }
                     None if self.stopping => self.totals.after_stop += 1,
                     None => self.totals.unknown_ssrc += 1,
@@ -83,6 +74,24 @@ impl Worker {
         }
         for (data, arrival) in muxed_rtcp {
             self.on_udp_rtcp(pair16, &data, arrival);
+        }
+    }
+
+    /// Counts one RTP packet of `stream`: its statistics, the totals, and
+    /// its lateness (or earliness) in the histograms.
+    #[inline]
+    fn record_rtp(&mut self, stream: usize, seq: u16, ts: u32, len: usize, arrival_ns: u64) {
+        let late = self.streams[stream].on_rtp(seq, ts, len, arrival_ns);
+        self.totals.packets += 1;
+        self.totals.bytes += len as u64;
+        if let Some(late) = late {
+            if late < 0 {
+                self.totals.early_packets += 1;
+                self.earliness.saturating_record(late.unsigned_abs());
+            }
+            let v = late.max(0) as u64;
+            self.lateness.saturating_record(v);
+            self.interval.saturating_record(v);
         }
     }
 
@@ -156,22 +165,8 @@ impl Worker {
             if self.meta[stream].ssrc.is_none() {
                 self.meta[stream].ssrc = Some(packet.ssrc());
             }
-            let late = self.streams[stream].on_rtp(
-                packet.sequence_number(),
-                packet.timestamp(),
-                data.len(),
-                arrival_ns,
-            );
-            self.totals.packets += 1;
-            self.totals.bytes += data.len() as u64;
-            if let Some(late) = late {
-                if late < 0 {
-                    self.totals.early_packets += 1;
-                }
-                let v = late.max(0) as u64;
-                self.lateness.saturating_record(v);
-                self.interval.saturating_record(v);
-            }
+            let (seq, ts) = (packet.sequence_number(), packet.timestamp());
+            self.record_rtp(stream, seq, ts, data.len(), arrival_ns);
         } else if let Some(r) = s.streams.iter().find(|r| r.rtcp_channel == channel) {
             let stream = r.stream as usize;
             self.on_stream_rtcp(stream, data, arrival_ns);

@@ -75,6 +75,8 @@ pub struct WorkerResult {
     pub sessions: Vec<SessionRecord>,
     /// Lateness of every packet counted, µs (negative values as 0).
     pub lateness: Histogram<u64>,
+    /// How early the early packets were, µs.
+    pub earliness: Histogram<u64>,
     /// Counters.
     pub totals: Totals,
     /// UDP port pairs it used.
@@ -103,6 +105,7 @@ pub fn spawn(
                 Err(e) => WorkerResult {
                     sessions: Vec::with_capacity(n),
                     lateness: lateness_histogram(),
+                    earliness: lateness_histogram(),
                     totals: Totals::default(),
                     udp_pairs: 0,
                     rcvbuf: 0,
@@ -145,6 +148,7 @@ struct Worker {
     batch: RecvBatch,
     scratch: Vec<u8>,
     lateness: Histogram<u64>,
+    earliness: Histogram<u64>,
     interval: Histogram<u64>,
     totals: Totals,
     rr_buf: [u8; crate::rtcp::MAX_RR + 4],
@@ -202,6 +206,7 @@ impl Worker {
             batch: RecvBatch::new(),
             scratch: vec![0u8; 64 * 1024],
             lateness: lateness_histogram(),
+            earliness: lateness_histogram(),
             interval: lateness_histogram(),
             totals: Totals::default(),
             rr_buf: [0u8; crate::rtcp::MAX_RR + 4],
@@ -409,6 +414,7 @@ impl Worker {
         WorkerResult {
             sessions,
             lateness: std::mem::replace(&mut self.lateness, lateness_histogram()),
+            earliness: std::mem::replace(&mut self.earliness, lateness_histogram()),
             totals: std::mem::take(&mut self.totals),
             udp_pairs: self.pairs.len(),
             rcvbuf: self
