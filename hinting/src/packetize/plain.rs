@@ -1,5 +1,5 @@
 //! Streaming an un-hinted file: the packet plans of [`super::plan`] turned
-//! directly into the [`FileSchedule`] that the compiler ([`crate::compile`])
+//! directly into the [`FileSchedule`] that the compiler ([`crate::compile()`])
 //! would produce from the same file after hinting it with
 //! [`crate::writer`]. Sample pieces become [`SegmentSource::File`] segments
 //! (absolute offsets into the plain file), immediates go to the arena.
@@ -22,7 +22,7 @@ use super::Piece;
 /// every video and audio track with the payload formats of
 /// [`super::packetizer_for`] and `mtu` (RTP header included, bytes).
 ///
-/// The result equals what [`crate::compile`] returns for the file that
+/// The result equals what [`crate::compile()`] returns for the file that
 /// `cadence-hint` writes from this one: same track IDs (the hint track IDs
 /// the writer assigns), SDP, send times, RTP times, flags and payload bytes.
 /// Tracks that cannot be packetized are left out with a `tracing` warning.
