@@ -168,10 +168,18 @@ pub fn udp_pair(ip: std::net::IpAddr, preferred: u16, buf_bytes: usize) -> io::R
     Ok(pair)
 }
 
-/// Sets TCP_NODELAY on an accepted RTSP connection (small responses and
-/// interleaved packets should not wait for Nagle).
+/// Kernel send buffer of an RTSP connection, bytes (the kernel doubles it).
+/// Fixed rather than autotuned, so that a client that stops reading backs up
+/// into the connection's own write queue, where `--tcp-backlog` bounds it,
+/// after at most this much; 128 KiB holds several seconds of a 300 kbit/s
+/// interleaved stream.
+pub const RTSP_SNDBUF: libc::c_int = 128 * 1024;
+
+/// Sets TCP_NODELAY (small responses and interleaved packets should not wait
+/// for Nagle) and the fixed send buffer on an accepted RTSP connection.
 pub fn tune_accepted(fd: libc::c_int) {
     let _ = set_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+    let _ = set_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, RTSP_SNDBUF);
 }
 
 /// Local and peer addresses of a connected socket.

@@ -67,15 +67,36 @@ impl Server {
     /// Serves an existing media folder (taken over: removed when the server is dropped).
     /// Retries on another port if the server exits at startup (port taken meanwhile).
     pub fn start_dir(media: TempDir) -> Server {
+        Server::start_dir_with(media, &[])
+    }
+
+    /// Like [`Server::start`], with extra `cadence` flags.
+    pub fn start_with(sources: &[Source], extra: &[&str]) -> Server {
+        let media = TempDir::new("media");
+        for s in sources {
+            let link = media.path().join(&s.name);
+            std::os::unix::fs::symlink(&s.path, &link).expect("symlink media file");
+        }
+        Server::start_dir_with(media, extra)
+    }
+
+    /// Like [`Server::start_dir`], with extra `cadence` flags.
+    pub fn start_dir_with(media: TempDir, extra: &[&str]) -> Server {
         let log = media.path().with_extension("server.log");
         let mut last_log = String::new();
         for _attempt in 0..3 {
             let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
             let log_file = fs::File::create(&log).expect("create server log");
             let mut child = Command::new(env!("CARGO_BIN_EXE_cadence"))
-                .args(["--cores", &cores(), "--media"])
+                .args(if extra.contains(&"--cores") {
+                    vec![]
+                } else {
+                    vec!["--cores".to_string(), cores()]
+                })
+                .arg("--media")
                 .arg(media.path())
                 .args(["--listen", &addr.to_string(), "--log-level", "debug"])
+                .args(extra)
                 .stdin(Stdio::null())
                 .stdout(log_file.try_clone().expect("dup log"))
                 .stderr(log_file)
@@ -121,6 +142,23 @@ impl Server {
     }
 
     /// True while the process has not exited.
+    /// Process ID of the server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `within` for the server to exit; its status, if it did.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
