@@ -102,8 +102,7 @@ fn run(args: &Args) -> Result<ExitCode> {
     for s in &plan.skipped {
         eprintln!(
             "cadence-hint: track {} not hinted: {}",
-            s.track_id,
-            s.reason
+            s.track_id, s.reason
         );
     }
     if plan.tracks.is_empty() {

@@ -15,12 +15,12 @@
 //! [`packetizer_for`] picks one from a track's sample entry.
 
 mod aac;
+pub mod cache;
 mod entry;
 mod h264;
 mod h265;
 mod mp4v;
 mod nal;
-pub mod cache;
 pub mod plain;
 pub mod plan;
 pub mod sdp;
