@@ -32,12 +32,29 @@ os.execv(sys.argv[1], sys.argv[1:])
     let media = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../media");
     let out = Command::new("/usr/bin/python3")
         .args(["-c", script, env!("CARGO_BIN_EXE_cadence")])
-        .args(["--cores", "1", "--listen", "127.0.0.1:0", "--udp-port-base", "0", "--media"])
+        .args([
+            "--cores",
+            "1",
+            "--listen",
+            "127.0.0.1:0",
+            "--udp-port-base",
+            "0",
+            "--media",
+        ])
         .arg(&media)
         .output()
         .expect("run cadence under seccomp");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "cadence should fail without io_uring; stderr: {stderr}");
-    assert!(stderr.contains("io_uring is unavailable"), "stderr: {stderr}");
-    assert!(stderr.contains("EPERM") && stderr.contains("seccomp"), "stderr: {stderr}");
+    assert!(
+        !out.status.success(),
+        "cadence should fail without io_uring; stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("io_uring is unavailable"),
+        "stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("EPERM") && stderr.contains("seccomp"),
+        "stderr: {stderr}"
+    );
 }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use cadence_engine::catalog::Catalog;
-use cadence_engine::pacer::{OutPacket, PacketSink, Pacer};
+use cadence_engine::pacer::{OutPacket, Pacer, PacketSink};
 use cadence_engine::rtsp::{Controller, ControllerConfig, RequestCtx};
 use cadence_engine::session::{ConnId, TrackTransport};
 use cadence_engine::shard::slots::{segment_iovecs, SlotPool};
@@ -60,10 +60,9 @@ impl PacketSink for SlotSink {
             return true;
         };
         let segments = p.track.segments_of(p.packet);
-        let Some((index, msg)) = self
-            .pool
-            .fill(rtp, p.header, |iov| segment_iovecs(p.file, p.track, segments, iov, 0))
-        else {
+        let Some((index, msg)) = self.pool.fill(rtp, p.header, |iov| {
+            segment_iovecs(p.file, p.track, segments, iov, 0)
+        }) else {
             return false;
         };
         // SAFETY: `msg` points into the pool's slot, valid until released.
@@ -74,7 +73,12 @@ impl PacketSink for SlotSink {
     }
 }
 
-fn request(method: Method, url: &str, cseq: u32, extra: &[(&'static str, String)]) -> Request<Vec<u8>> {
+fn request(
+    method: Method,
+    url: &str,
+    cseq: u32,
+    extra: &[(&'static str, String)],
+) -> Request<Vec<u8>> {
     let mut b = Request::builder(method, Version::V1_0)
         .request_uri(url::Url::parse(url).expect("url"))
         .header(headers::CSEQ, cseq.to_string());
@@ -89,7 +93,11 @@ fn steady_state_pacing_does_not_allocate() {
     let media = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../media");
     let catalog = Arc::new(Catalog::scan(&media).expect("bundled media"));
     let mut controller = Controller::new(
-        ControllerConfig { shard: 0, session_timeout_s: 60, server_rtp_port: 6970 },
+        ControllerConfig {
+            shard: 0,
+            session_timeout_s: 60,
+            server_rtp_port: 6970,
+        },
         catalog,
         1,
     );
@@ -97,17 +105,54 @@ fn steady_state_pacing_does_not_allocate() {
     let sessions = 1000;
     for i in 0..sessions {
         let ctx = RequestCtx {
-            conn: ConnId { index: i, generation: 1 },
+            conn: ConnId {
+                index: i,
+                generation: 1,
+            },
             peer: SocketAddr::from(([127, 0, 0, 1], 20000)),
             local: SocketAddr::from(([127, 0, 0, 1], 8554)),
             now_us: 0,
             forwarded: false,
         };
-        let transport = ("Transport", format!("RTP/AVP;unicast;client_port={}-{}", 20000 + 2 * (i % 100), 20001 + 2 * (i % 100)));
-        let r = controller.handle(&ctx, &request(Method::Setup, &format!("{base}/trackID=3"), 1, &[transport.clone()]));
-        let session = r.response.header(&headers::SESSION).expect("session").as_str().split(';').next().expect("id").to_string();
-        controller.handle(&ctx, &request(Method::Setup, &format!("{base}/trackID=4"), 2, &[transport, ("Session", session.clone())]));
-        let r = controller.handle(&ctx, &request(Method::Play, base, 3, &[("Session", session)]));
+        let transport = (
+            "Transport",
+            format!(
+                "RTP/AVP;unicast;client_port={}-{}",
+                20000 + 2 * (i % 100),
+                20001 + 2 * (i % 100)
+            ),
+        );
+        let r = controller.handle(
+            &ctx,
+            &request(
+                Method::Setup,
+                &format!("{base}/trackID=3"),
+                1,
+                std::slice::from_ref(&transport),
+            ),
+        );
+        let session = r
+            .response
+            .header(&headers::SESSION)
+            .expect("session")
+            .as_str()
+            .split(';')
+            .next()
+            .expect("id")
+            .to_string();
+        controller.handle(
+            &ctx,
+            &request(
+                Method::Setup,
+                &format!("{base}/trackID=4"),
+                2,
+                &[transport, ("Session", session.clone())],
+            ),
+        );
+        let r = controller.handle(
+            &ctx,
+            &request(Method::Play, base, 3, &[("Session", session)]),
+        );
         assert_eq!(r.response.status(), rtsp_types::StatusCode::Ok);
     }
     let mut pacer = Pacer::new(0, 1000);
@@ -115,7 +160,11 @@ fn steady_state_pacing_does_not_allocate() {
     for k in keys {
         pacer.schedule(k, &controller.sessions[k]);
     }
-    let mut sink = SlotSink { pool: SlotPool::new(8192, false), sent: 0, iovecs: 0 };
+    let mut sink = SlotSink {
+        pool: SlotPool::new(8192, false),
+        sent: 0,
+        iovecs: 0,
+    };
     // Warm up one simulated second (wheel slot vectors reach their size).
     let mut now = 0;
     while now < 1_000_000 {
@@ -133,7 +182,13 @@ fn steady_state_pacing_does_not_allocate() {
     let sent = sink.sent - sent_before;
     // ~33 packets/s per session: about 165,000 packets in 5 s.
     assert!(sent > 150_000, "only {sent} packets paced");
-    assert!(sink.iovecs >= 2 * sink.sent, "every packet has a header and payload iovecs");
-    assert_eq!(allocated, 0, "{allocated} heap allocations while pacing {sent} packets");
+    assert!(
+        sink.iovecs >= 2 * sink.sent,
+        "every packet has a header and payload iovecs"
+    );
+    assert_eq!(
+        allocated, 0,
+        "{allocated} heap allocations while pacing {sent} packets"
+    );
     println!("paced {sent} packets from {sessions} sessions with 0 heap allocations");
 }

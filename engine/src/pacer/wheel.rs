@@ -75,7 +75,10 @@ impl Wheel {
             .max(self.cursor)
             .min(self.cursor + mask);
         let slot = (tick & mask) as usize;
-        let node = Node { entry, next: self.heads[slot] };
+        let node = Node {
+            entry,
+            next: self.heads[slot],
+        };
         let index = if self.free != NIL {
             let i = self.free;
             self.free = self.nodes[i as usize].next;

@@ -26,7 +26,10 @@ impl BufRing {
     /// Errors: mmap or registration failures (kernels before 5.19).
     pub fn new(ring: &IoUring, entries: u16, buf_len: usize, group: u16) -> io::Result<BufRing> {
         if !entries.is_power_of_two() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "entries must be a power of two"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "entries must be a power of two",
+            ));
         }
         let ring_bytes = entries as usize * std::mem::size_of::<BufRingEntry>();
         // SAFETY: anonymous private mapping; checked for MAP_FAILED below.
@@ -54,7 +57,10 @@ impl BufRing {
         };
         // SAFETY: the ring memory is page-aligned, `entries` long, and lives
         // until `Drop` (after the io_uring, which the shard drops first).
-        unsafe { ring.submitter().register_buf_ring_with_flags(ptr as u64, entries, group, 0)? };
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(ptr as u64, entries, group, 0)?
+        };
         for bid in 0..entries {
             br.push(bid);
         }

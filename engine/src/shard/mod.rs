@@ -234,6 +234,8 @@ pub struct Shard {
     conns: Slab<Conn>,
     next_generation: u32,
     dirty: Vec<usize>,
+    // Boxed: each msghdr points into its own box, which must not move.
+    #[allow(clippy::vec_box)]
     rtcp_recv: Vec<Box<RtcpRecv>>,
     cqes: Vec<(u64, i32, u32)>,
     rx: Receiver<ShardMsg>,
@@ -271,7 +273,8 @@ impl Shard {
         epoch: Instant,
     ) -> Result<Self, ShardError> {
         let ring = new_ring(config.ring_entries).map_err(ShardError::Uring)?;
-        let bufs = bufring::BufRing::new(&ring, RECV_BUFFERS, RECV_BUFFER_LEN, 0).map_err(ShardError::Uring)?;
+        let bufs = bufring::BufRing::new(&ring, RECV_BUFFERS, RECV_BUFFER_LEN, 0)
+            .map_err(ShardError::Uring)?;
         let v6 = config.listen.is_ipv6();
         let controller = Controller::new(
             ControllerConfig {
@@ -483,7 +486,11 @@ impl Shard {
     fn on_recv(&mut self, key: usize, generation: u32, res: i32, flags: u32, now: u64) {
         let bid = io_uring::cqueue::buffer_select(flags);
         let more = io_uring::cqueue::more(flags);
-        let Some(c) = self.conns.get_mut(key).filter(|c| c.generation == generation) else {
+        let Some(c) = self
+            .conns
+            .get_mut(key)
+            .filter(|c| c.generation == generation)
+        else {
             if let Some(bid) = bid {
                 self.bufs.recycle(bid);
             }
