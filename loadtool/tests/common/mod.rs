@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_server;
+
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -123,7 +125,11 @@ pub fn run_loadtool(args: &[&str]) -> (ExitStatus, serde_json::Value, String) {
 pub fn at<'a>(report: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
     let mut v = report;
     for key in path.split('.') {
-        v = v.get(key).unwrap_or_else(|| panic!("report has no {path}"));
+        let next = match key.parse::<usize>() {
+            Ok(i) if v.is_array() => v.get(i),
+            _ => v.get(key),
+        };
+        v = next.unwrap_or_else(|| panic!("report has no {path}"));
     }
     v
 }
