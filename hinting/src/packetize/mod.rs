@@ -15,7 +15,6 @@
 //! [`packetizer_for`] picks one from a track's sample entry.
 
 mod aac;
-pub mod cache;
 mod entry;
 mod h264;
 mod h265;
