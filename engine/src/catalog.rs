@@ -47,6 +47,7 @@ type Compiled = OnceLock<Result<Arc<FileSchedule>, CatalogError>>;
 #[derive(Debug)]
 pub struct Catalog {
     root: PathBuf,
+    hint_cache: Option<PathBuf>,
     entries: RwLock<HashMap<String, Arc<Compiled>>>,
 }
 
@@ -72,8 +73,17 @@ impl Catalog {
         }
         Ok(Catalog {
             root: root.to_path_buf(),
+            hint_cache: None,
             entries: RwLock::new(entries),
         })
+    }
+
+    /// Keeps schedules built for un-hinted files in `dir` between runs
+    /// (created when missing). Errors when `dir` cannot be created.
+    pub fn with_hint_cache(mut self, dir: &Path) -> std::io::Result<Catalog> {
+        std::fs::create_dir_all(dir)?;
+        self.hint_cache = Some(dir.to_path_buf());
+        Ok(self)
     }
 
     /// Number of files found.
@@ -127,7 +137,7 @@ impl Catalog {
     fn compile(&self, path: &str) -> Result<Arc<FileSchedule>, CatalogError> {
         let full = self.root.join(path);
         let started = std::time::Instant::now();
-        let result = crate::media::load(&full, path);
+        let result = crate::media::load(&full, path, self.hint_cache.as_deref());
         match &result {
             Ok(f) => tracing::info!(
                 path,

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
+use cadence_hinting::cache::{self, CacheKey};
 use cadence_hinting::error::HintError;
 use cadence_hinting::packetize::plain::schedule_plain;
 use cadence_hinting::FileSchedule;
@@ -17,11 +18,17 @@ use crate::catalog::CatalogError;
 /// `cadence-hint`'s default.
 pub const PLAIN_MTU: u32 = 1450;
 
-/// Loads and compiles `full` (served as catalog path `path`).
+/// Loads and compiles `full` (served as catalog path `path`). For an
+/// un-hinted file, the schedule built in memory is read from and saved to
+/// `hint_cache` when given (keyed by file length, mtime and MTU).
 /// Errors: [`CatalogError::Unsupported`] for a file with no hint track and no
 /// track we can packetize; [`CatalogError::Corrupt`] for a file that cannot be
 /// read or that the compiler rejects (the reason names the box or sample).
-pub fn load(full: &Path, path: &str) -> Result<FileSchedule, CatalogError> {
+pub fn load(
+    full: &Path,
+    path: &str,
+    hint_cache: Option<&Path>,
+) -> Result<FileSchedule, CatalogError> {
     let corrupt = |reason: String| CatalogError::Corrupt {
         path: path.to_string(),
         reason,
@@ -33,17 +40,55 @@ pub fn load(full: &Path, path: &str) -> Result<FileSchedule, CatalogError> {
     let map = Arc::new(map);
     match cadence_hinting::compile(map.clone()) {
         Ok(f) => Ok(f),
-        Err(HintError::NoHintTracks) => match schedule_plain(map, PLAIN_MTU) {
-            Ok(f) => {
-                tracing::info!(path, "no hint tracks: packetized in memory");
-                Ok(f)
+        Err(HintError::NoHintTracks) => {
+            let cached = hint_cache.and_then(|dir| {
+                let key = CacheKey::of(full, PLAIN_MTU).ok()?;
+                Some((dir.join(cache_name(path)), key))
+            });
+            if let Some((file, key)) = &cached {
+                if let Some(f) = cache::load(file, map.clone(), key) {
+                    tracing::info!(path, cache = %file.display(), "no hint tracks: schedule from the hint cache");
+                    return Ok(f);
+                }
             }
-            Err(HintError::Unsupported { reason, .. }) => Err(CatalogError::Unsupported {
-                path: path.to_string(),
-                reason,
-            }),
-            Err(e) => Err(corrupt(e.to_string())),
-        },
+            let f = plain(map, path)?;
+            if let Some((file, key)) = &cached {
+                match cache::save(file, &f, key) {
+                    Ok(()) => {
+                        tracing::info!(path, cache = %file.display(), "schedule saved to the hint cache")
+                    }
+                    Err(e) => {
+                        tracing::warn!(path, cache = %file.display(), error = %e, "cannot write the hint cache")
+                    }
+                }
+            }
+            Ok(f)
+        }
         Err(e) => Err(corrupt(e.to_string())),
+    }
+}
+
+/// The cache file name of catalog path `path`: the path with '/' and '%'
+/// escaped, plus `.schedule`.
+pub fn cache_name(path: &str) -> String {
+    let mut name = path.replace('%', "%25").replace('/', "%2F");
+    name.push_str(".schedule");
+    name
+}
+
+fn plain(map: Arc<Mmap>, path: &str) -> Result<FileSchedule, CatalogError> {
+    match schedule_plain(map, PLAIN_MTU) {
+        Ok(f) => {
+            tracing::info!(path, "no hint tracks: packetized in memory");
+            Ok(f)
+        }
+        Err(HintError::Unsupported { reason, .. }) => Err(CatalogError::Unsupported {
+            path: path.to_string(),
+            reason,
+        }),
+        Err(e) => Err(CatalogError::Corrupt {
+            path: path.to_string(),
+            reason: e.to_string(),
+        }),
     }
 }

@@ -33,12 +33,19 @@ pub enum ServerError {
 
 /// Runs the server until SIGINT/SIGTERM (or until `stop` is set).
 pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<(), ServerError> {
-    let catalog = Arc::new(
-        Catalog::scan(&config.media).map_err(|source| ServerError::Media {
-            path: config.media.display().to_string(),
-            source,
-        })?,
-    );
+    let mut catalog = Catalog::scan(&config.media).map_err(|source| ServerError::Media {
+        path: config.media.display().to_string(),
+        source,
+    })?;
+    if let Some(dir) = &config.hint_cache {
+        catalog = catalog
+            .with_hint_cache(dir)
+            .map_err(|source| ServerError::Media {
+                path: dir.display().to_string(),
+                source,
+            })?;
+    }
+    let catalog = Arc::new(catalog);
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let n = config.cores;
     // Bind everything first so that errors surface before any thread starts.

@@ -15,6 +15,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod cache;
 pub mod compile;
 pub mod error;
 pub mod hint_sample;
