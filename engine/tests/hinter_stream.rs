@@ -281,6 +281,14 @@ fn pull_and_compare(url: &str, lower: Lower, dir: &Path, r: &Reference, label: &
             "{label}: audio/video offset after RTCP sync: {} µs",
             audio - video
         );
+        // Sender reports map every track's RTP time to the same wall clock,
+        // so ffmpeg lines audio up with video to within a millisecond,
+        // B-frames included.
+        assert!(
+            (audio - video).abs() <= 1_000,
+            "{label}: audio/video out of sync by {} µs",
+            audio - video
+        );
     }
 }
 

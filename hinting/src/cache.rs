@@ -220,6 +220,7 @@ pub fn read(data: &[u8], map: Arc<Mmap>, key: &CacheKey) -> Option<FileSchedule>
             });
         }
         let arena = r.bytes()?;
+        let rtp_origin = crate::schedule::rtp_origin_of(&packets);
         let track = TrackSchedule {
             track_id,
             media_track_id,
@@ -230,6 +231,7 @@ pub fn read(data: &[u8], map: Arc<Mmap>, key: &CacheKey) -> Option<FileSchedule>
             segments,
             arena,
             duration_us: track_duration,
+            rtp_origin,
         };
         if !valid(&track, map.len() as u64) {
             return None;

@@ -411,6 +411,7 @@ pub fn compile_track(
     if repeats > 0 {
         tracing::debug!(track = track_id, repeats, "dropped repeat packets");
     }
+    let rtp_origin = crate::schedule::rtp_origin_of(&b.packets);
     Ok(TrackSchedule {
         track_id,
         media_track_id: track.hint_refs.first().copied(),
@@ -421,6 +422,7 @@ pub fn compile_track(
         segments: b.segments,
         arena: b.arena,
         duration_us: track.duration_us(),
+        rtp_origin,
     })
 }
 

@@ -33,8 +33,8 @@ use memmap2::Mmap;
 
 pub use error::HintError;
 pub use schedule::{
-    FileSchedule, PacketFlags, ScheduledPacket, Segment, SegmentSource, TrackSchedule,
-    MAX_SEGMENTS_PER_PACKET,
+    rtp_origin_of, FileSchedule, PacketFlags, ScheduledPacket, Segment, SegmentSource,
+    TrackSchedule, MAX_SEGMENTS_PER_PACKET,
 };
 
 /// Memory-maps the file at `path` and compiles its hint tracks.

@@ -118,6 +118,27 @@ pub struct TrackSchedule {
     pub arena: Vec<u8>,
     /// Duration of the track in µs (media duration of the hint track).
     pub duration_us: u64,
+    /// RTP time (track clock, before the session's random base) of
+    /// presentation time npt 0: the earliest RTP time of any packet, which with
+    /// B-frames is not the first packet's (see [`rtp_origin_of`]). A packet's
+    /// presentation time is `(rtp_time − rtp_origin) / clock_rate`.
+    pub rtp_origin: u32,
+}
+
+/// The earliest RTP time among `packets`, comparing modulo 2^32 relative to
+/// the first packet (RTP times move back by a few frames with B-frames and may
+/// wrap). 0 for an empty list.
+pub fn rtp_origin_of(packets: &[ScheduledPacket]) -> u32 {
+    let Some(first) = packets.first().map(|p| p.rtp_time) else {
+        return 0;
+    };
+    let back = packets
+        .iter()
+        .map(|p| p.rtp_time.wrapping_sub(first) as i32)
+        .min()
+        .unwrap_or(0)
+        .min(0);
+    first.wrapping_add(back as u32)
 }
 
 impl TrackSchedule {
@@ -130,6 +151,22 @@ impl TrackSchedule {
     pub fn segments_of(&self, packet: &ScheduledPacket) -> &[Segment] {
         let start = packet.first_segment as usize;
         &self.segments[start..start + packet.segment_count as usize]
+    }
+
+    /// Presentation time of `packet` in µs from npt 0 (negative values, for
+    /// samples before the edit list's start, clamp to 0).
+    pub fn presentation_us(&self, packet: &ScheduledPacket) -> u64 {
+        let ticks = packet.rtp_time.wrapping_sub(self.rtp_origin) as i32;
+        if ticks <= 0 || self.clock_rate == 0 {
+            return 0;
+        }
+        ticks as u64 * 1_000_000 / u64::from(self.clock_rate)
+    }
+
+    /// RTP time (before the session base) of presentation time `npt_us`.
+    pub fn rtp_at(&self, npt_us: u64) -> u32 {
+        let ticks = (u128::from(npt_us) * u128::from(self.clock_rate) / 1_000_000) as u32;
+        self.rtp_origin.wrapping_add(ticks)
     }
 
     /// Index of the first packet whose send time is at or after `time_us`

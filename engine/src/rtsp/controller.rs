@@ -483,20 +483,23 @@ impl Controller {
             }
             None => (None, None),
         };
-        let start = match (start_us, s.state, s.paused_npt_us) {
+        let (start, pacing_start) = match (start_us, s.state, s.paused_npt_us) {
             // Seek, or first PLAY: start at the sync sample at or before the
             // requested npt.
             (Some(t), _, _) => seek(s, t, end_us),
             // Resume after PAUSE where the cursors stopped.
-            (None, SessionState::Ready, Some(p)) => p,
+            (None, SessionState::Ready, Some(p)) => (p, p),
             // Already playing and no Range: keep going (RFC 2326 §10.5).
-            (None, SessionState::Playing, _) => s.clock.map(|c| c.npt_at(now)).unwrap_or(0),
+            (None, SessionState::Playing, _) => {
+                let npt = s.clock.map(|c| c.npt_at(now)).unwrap_or(0);
+                (npt, npt)
+            }
             (None, SessionState::Ready, None) => seek(s, 0, None),
         };
         let was_playing = s.state == SessionState::Playing && start_us.is_none();
         if !was_playing {
             s.clock = Some(PlayClock {
-                npt_start_us: start,
+                npt_start_us: pacing_start,
                 wall_start_us: now,
             });
             s.state = SessionState::Playing;
@@ -640,35 +643,65 @@ impl Controller {
     }
 }
 
-/// Positions every track's cursor for a PLAY from npt `t_us` (to `end_us`) and
-/// returns the actual start npt: the send time of the last sync sample at or
-/// before `t_us` in the first track whose samples are not all sync samples
-/// (the video track), so that decoding starts on a key frame.
-fn seek(s: &mut Session, t_us: u64, end_us: Option<u64>) -> u64 {
+/// Positions every track's cursor for a PLAY from npt `t_us` (to `end_us`).
+/// Decoding must start on a key frame: in the first track whose samples are
+/// not all sync samples (the video track), playback starts at the last sync
+/// sample presented at or before `t_us`; the other tracks start at that
+/// sample's presentation time. Returns `(range_start, pacing_start)`: the
+/// presentation npt reported in `Range` (µs), and the send time (µs) that the
+/// pacing clock starts from (earlier with B-frames, where a key frame is sent
+/// ahead of its presentation).
+fn seek(s: &mut Session, t_us: u64, end_us: Option<u64>) -> (u64, u64) {
     let file = &s.file;
-    let mut start = t_us;
-    let video = s.tracks.iter().find(|t| {
+    let mut range_start = t_us;
+    let mut video_cursor = None;
+    let video = s.tracks.iter().position(|t| {
         file.tracks[t.track]
             .packets
             .iter()
             .any(|p| p.flags.sample_start() && !p.flags.sync())
     });
     if let Some(v) = video {
-        let packets = &file.tracks[v.track].packets;
-        let upto = packets.partition_point(|p| p.send_time_us <= t_us);
-        if let Some(p) = packets[..upto].iter().rev().find(|p| p.flags.sync()) {
-            start = p.send_time_us;
+        let sched = &file.tracks[s.tracks[v].track];
+        let key = sched
+            .packets
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.flags.sync())
+            .take_while(|(_, p)| p.send_time_us <= t_us)
+            .filter(|(_, p)| sched.presentation_us(p) <= t_us)
+            .last()
+            .or_else(|| {
+                sched
+                    .packets
+                    .iter()
+                    .enumerate()
+                    .find(|(_, p)| p.flags.sync())
+            });
+        if let Some((i, p)) = key {
+            range_start = sched.presentation_us(p);
+            video_cursor = Some((v, i));
         }
     }
-    for t in &mut s.tracks {
+    let mut pacing_start = u64::MAX;
+    for (k, t) in s.tracks.iter_mut().enumerate() {
         let sched = &file.tracks[t.track];
-        t.cursor = sched.first_at_or_after(start);
+        t.cursor = match video_cursor {
+            Some((v, i)) if v == k => i,
+            _ => sched.first_at_or_after(range_start),
+        };
         t.end = match end_us {
-            Some(e) => sched.first_at_or_after(e),
+            Some(e) => sched.first_at_or_after(e).max(t.cursor),
             None => sched.packets.len(),
         };
+        if let Some(p) = sched.packets.get(t.cursor) {
+            pacing_start = pacing_start.min(p.send_time_us);
+        }
     }
-    start
+    if pacing_start == u64::MAX {
+        pacing_start = range_start;
+    }
+    (range_start, pacing_start)
 }
 
 /// Parses `Range: npt=a-[b]` into µs. `Ok(None)` when absent or `npt=now-`;

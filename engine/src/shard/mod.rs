@@ -973,19 +973,18 @@ impl SessionRtcp {
         }
     }
 
-    /// Like [`SessionRtcp::of`], with each RTP time extrapolated from the last
-    /// packet sent to shard clock `now` (RFC 3550 §6.4.1).
+    /// Like [`SessionRtcp::of`], with each track's RTP time for shard clock
+    /// `now` (RFC 3550 §6.4.1). Every track maps the same npt to wall-clock
+    /// time (the session's pacing clock) and npt to RTP time by its
+    /// presentation origin, so receivers line tracks up exactly, B-frames
+    /// included.
     fn of_at(s: &Session, now: u64) -> Self {
         let mut snap = Self::of(s);
         if let Some(clock) = s.clock {
+            let npt = clock.npt_at(now);
             for (t, out) in s.tracks.iter().zip(snap.tracks.iter_mut()) {
                 let sched = &s.file.tracks[t.track];
-                if let Some(p) = t.cursor.checked_sub(1).and_then(|i| sched.packets.get(i)) {
-                    let due = clock.due_us(p.send_time_us);
-                    let elapsed = now.saturating_sub(due);
-                    let ticks = elapsed.saturating_mul(u64::from(sched.clock_rate)) / 1_000_000;
-                    out.rtp_time = t.rtp_timestamp(p).wrapping_add(ticks as u32);
-                }
+                out.rtp_time = t.ts_base.wrapping_add(sched.rtp_at(npt));
             }
         }
         snap

@@ -202,6 +202,7 @@ fn schedule_track(
             });
         }
     }
+    let rtp_origin = crate::schedule::rtp_origin_of(&packets);
     Ok(TrackSchedule {
         track_id: plan.hint_track_id,
         media_track_id: Some(plan.media_track_id),
@@ -212,6 +213,7 @@ fn schedule_track(
         segments,
         arena,
         duration_us: plan.duration_us(),
+        rtp_origin,
     })
 }
 
