@@ -4,6 +4,14 @@
 //! `-loglevel error` (decoder or RTP depacketizer errors).
 //!
 //! One test per file; UDP and TCP run in parallel threads against the same server.
+//!
+//! Apple's Sorenson Video 3 + QDesign Music 2 sample (`sample_300kbit.mov`) is not pulled
+//! with ffmpeg: ffmpeg 5.1 cannot decode nor even stream-copy X-SV3V-ES / X-QDM from RTSP
+//! (the extradata that its depacketizers take from the in-band config packets is lost:
+//! "svq3: Picture size 0x0 is invalid", "qdm2: extradata missing or truncated", also
+//! `-c copy`: "dimensions not set"), and GStreamer 1.22's rtpsv3vdepay writes the SEQH
+//! length little-endian so avdec_svq3 refuses it. That file is checked at the RTP level
+//! instead, in `sorenson_qdesign_rtp.rs`.
 
 mod common;
 
@@ -67,17 +75,6 @@ fn ffmpeg_pull_apple_h264_aac() {
     if let Some(path) = media::apple(media::APPLE_H264) {
         pull_both_transports(Source {
             name: media::APPLE_H264.into(),
-            path,
-            fps: 30.0,
-        });
-    }
-}
-
-#[test]
-fn ffmpeg_pull_apple_sorenson3_qdesign2() {
-    if let Some(path) = media::apple(media::APPLE_SVQ3) {
-        pull_both_transports(Source {
-            name: media::APPLE_SVQ3.into(),
             path,
             fps: 30.0,
         });
