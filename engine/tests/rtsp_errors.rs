@@ -281,3 +281,40 @@ fn hostile_connections_do_not_disturb_a_concurrent_pull() {
         r.summary()
     );
 }
+
+#[test]
+fn second_file_in_one_session_is_459() {
+    let a = media::fixture_source();
+    let b = media::Source {
+        name: "other.mp4".into(),
+        ..a.clone()
+    };
+    let server = Server::start(&[a.clone(), b.clone()]);
+    let mut c = RtspConn::connect(server.addr());
+    let track_a = first_track(&mut c, &server.url(&a.name));
+    let track_b = first_track(&mut c, &server.url(&b.name));
+    let s = c.request(
+        Method::Setup,
+        &track_a,
+        &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")],
+    );
+    assert_eq!(s.status, 200, "SETUP {track_a}: {}", s.summary());
+    let id = s
+        .header("Session")
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("");
+    c.session = Some(id.trim().to_string());
+    let r = c.request(
+        Method::Setup,
+        &track_b,
+        &[("Transport", "RTP/AVP/TCP;unicast;interleaved=2-3")],
+    );
+    assert_eq!(
+        r.status,
+        459,
+        "SETUP of another file's track in the same session: {}",
+        r.summary()
+    );
+}

@@ -19,6 +19,21 @@ fn fixture_server() -> (Server, String) {
 }
 
 #[test]
+fn startup_log_says_listening() {
+    let (server, _) = fixture_server();
+    // The line is written before the port accepts; give the log writer a moment anyway.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while !server.log_text().contains("listening") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        server.log_text().contains("listening"),
+        "no startup line containing 'listening' on stderr:\n{}",
+        server.log_tail(20)
+    );
+}
+
+#[test]
 fn options_lists_the_methods() {
     let (server, url) = fixture_server();
     let mut c = RtspConn::connect(server.addr());
