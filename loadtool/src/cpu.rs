@@ -26,6 +26,19 @@ impl CpuTimes {
         }
     }
 
+    /// The calling thread (RUSAGE_THREAD).
+    pub fn this_thread() -> Self {
+        // SAFETY: zeroed rusage is valid; getrusage fills it.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointer.
+        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+        Self {
+            user: tv(ru.ru_utime),
+            system: tv(ru.ru_stime),
+        }
+    }
+
     /// Process `pid` (utime and stime of /proc/PID/stat); `None` if it is
     /// not readable.
     pub fn of_pid(pid: u32) -> Option<Self> {

@@ -20,6 +20,11 @@ pub struct UdpCounters {
     pub no_ports: u64,
     /// Datagrams with a bad checksum (`InCsumErrors`).
     pub in_csum_errors: u64,
+    /// Packets every CPU dropped because its input backlog was full
+    /// (/proc/net/softnet_stat, second column; net.core.netdev_max_backlog).
+    /// On loopback every datagram passes through this backlog, so a burst
+    /// larger than it is lost before reaching any socket.
+    pub backlog_dropped: u64,
 }
 
 impl UdpCounters {
@@ -30,6 +35,9 @@ impl UdpCounters {
         if let Ok(snmp6) = std::fs::read_to_string("/proc/net/snmp6") {
             c.add(&parse_snmp6(&snmp6));
         }
+        if let Ok(softnet) = std::fs::read_to_string("/proc/net/softnet_stat") {
+            c.backlog_dropped = parse_softnet_dropped(&softnet);
+        }
         Some(c)
     }
 
@@ -39,6 +47,7 @@ impl UdpCounters {
         self.in_errors += o.in_errors;
         self.no_ports += o.no_ports;
         self.in_csum_errors += o.in_csum_errors;
+        self.backlog_dropped += o.backlog_dropped;
     }
 
     /// `self − before`, counter by counter (0 if a counter went backwards).
@@ -49,6 +58,7 @@ impl UdpCounters {
             in_errors: self.in_errors.saturating_sub(before.in_errors),
             no_ports: self.no_ports.saturating_sub(before.no_ports),
             in_csum_errors: self.in_csum_errors.saturating_sub(before.in_csum_errors),
+            backlog_dropped: self.backlog_dropped.saturating_sub(before.backlog_dropped),
         }
     }
 }
@@ -69,7 +79,53 @@ pub fn parse_snmp(text: &str) -> Option<UdpCounters> {
         in_errors: get("InErrors"),
         no_ports: get("NoPorts"),
         in_csum_errors: get("InCsumErrors"),
+        backlog_dropped: 0,
     })
+}
+
+/// Sums the `dropped` column (the second, hexadecimal) of
+/// /proc/net/softnet_stat over CPUs.
+pub fn parse_softnet_dropped(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|v| u64::from_str_radix(v, 16).ok())
+        .sum()
+}
+
+/// Packets the kernel dropped at the sockets whose inodes are `inodes`
+/// (the `drops` column of /proc/net/udp and /proc/net/udp6: receive buffer
+/// full, or other drops charged to that socket). Sockets not found count 0.
+pub fn socket_drops(inodes: &[u64]) -> u64 {
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|text| parse_socket_drops(&text, inodes))
+        .sum()
+}
+
+/// Sums the `drops` column (the last) of the /proc/net/udp lines whose
+/// `inode` column (the tenth) is in `inodes`.
+pub fn parse_socket_drops(text: &str, inodes: &[u64]) -> u64 {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            let inode: u64 = fields.get(9)?.parse().ok()?;
+            let drops: u64 = fields.last()?.parse().ok()?;
+            inodes.contains(&inode).then_some(drops)
+        })
+        .sum()
+}
+
+/// The inode number of the socket `fd` (as /proc/net/udp lists it).
+pub fn socket_inode(fd: std::os::fd::RawFd) -> Option<u64> {
+    // SAFETY: zeroed stat is valid; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out pointer.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return None;
+    }
+    Some(st.st_ino)
 }
 
 /// Parses the `Udp6*` lines of /proc/net/snmp6 (name value per line).
@@ -88,6 +144,7 @@ pub fn parse_snmp6(text: &str) -> UdpCounters {
         in_errors: get("Udp6InErrors"),
         no_ports: get("Udp6NoPorts"),
         in_csum_errors: get("Udp6InCsumErrors"),
+        backlog_dropped: 0,
     }
 }
 
@@ -108,7 +165,8 @@ Udp: 1000 3 7 900 5 0 1 0 0\nUdpLite: InDatagrams NoPorts\nUdpLite: 0 0\n";
                 rcvbuf_errors: 5,
                 in_errors: 7,
                 no_ports: 3,
-                in_csum_errors: 1
+                in_csum_errors: 1,
+                backlog_dropped: 0,
             }
         );
         let six = parse_snmp6(
@@ -116,12 +174,33 @@ Udp: 1000 3 7 900 5 0 1 0 0\nUdpLite: InDatagrams NoPorts\nUdpLite: 0 0\n";
         );
         assert_eq!(six.in_datagrams, 12);
         assert_eq!(six.rcvbuf_errors, 2);
+        let softnet = "0001e240 0000000a 00000000 00000000\n00000010 00000005 00000001 00000000\n";
+        assert_eq!(parse_softnet_dropped(softnet), 15);
         let later = UdpCounters {
             in_datagrams: 1500,
             ..c
         };
         assert_eq!(later.since(&c).in_datagrams, 500);
         assert_eq!(c.since(&later).in_datagrams, 0);
+    }
+
+    #[test]
+    fn drops_of_own_sockets() {
+        let text = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+  995: 0100007F:4E02 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 212885 2 00000000ab3df53a 0\n\
+  996: 0100007F:4E03 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 212886 2 00000000661fe890 15071\n";
+        assert_eq!(parse_socket_drops(text, &[212886]), 15071);
+        assert_eq!(parse_socket_drops(text, &[212885, 1]), 0);
+
+        // A real socket that overflows: 1 KiB receive buffer, 50 datagrams.
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        crate::net::udp::set_rcvbuf(std::os::fd::AsRawFd::as_raw_fd(&rx), 1024).unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..50 {
+            tx.send_to(&[0u8; 1000], rx.local_addr().unwrap()).unwrap();
+        }
+        let inode = socket_inode(std::os::fd::AsRawFd::as_raw_fd(&rx)).unwrap();
+        assert!(socket_drops(&[inode]) > 0);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod progress;
 pub mod record;
 pub mod report;
 pub mod rtcp;
+pub mod rtp;
 pub mod rtsp;
 pub mod run;
 pub mod shared;

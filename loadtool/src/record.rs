@@ -96,8 +96,6 @@ pub struct Totals {
     pub after_stop: u64,
     /// Datagrams or interleaved frames that are not RTP.
     pub malformed_rtp: u64,
-    /// Datagrams longer than the receive slot (cut).
-    pub truncated: u64,
     /// Interleaved frames on channels no track uses.
     pub unknown_channel: u64,
     /// RTCP packets received.

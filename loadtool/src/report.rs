@@ -81,8 +81,6 @@ pub struct Packets {
     pub after_stop: u64,
     /// Datagrams or interleaved frames that are not RTP.
     pub malformed: u64,
-    /// Datagrams longer than 4096 bytes (cut).
-    pub truncated: u64,
 }
 
 /// Byte counts.
@@ -172,6 +170,27 @@ pub struct Rtsp {
     pub reconnects: u64,
 }
 
+/// Host UDP counters over the run, and drops at the tool's own sockets.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KernelUdp {
+    /// Host `InDatagrams`, after − before.
+    pub in_datagrams: u64,
+    /// Host `RcvbufErrors`, after − before.
+    pub rcvbuf_errors: u64,
+    /// Host `InErrors`, after − before.
+    pub in_errors: u64,
+    /// Host `NoPorts`, after − before.
+    pub no_ports: u64,
+    /// Host `InCsumErrors`, after − before.
+    pub in_csum_errors: u64,
+    /// Host input-backlog drops (/proc/net/softnet_stat), after − before.
+    pub backlog_dropped: u64,
+    /// Datagrams the kernel dropped at the tool's own UDP sockets
+    /// (/proc/net/udp `drops` of their inodes): loss caused by the tool not
+    /// reading fast enough.
+    pub tool_socket_drops: u64,
+}
+
 /// CPU time of the tool (or the server) over the run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Cpu {
@@ -181,6 +200,20 @@ pub struct Cpu {
     pub system_s: f64,
     /// (user + system) / packets received, µs.
     pub us_per_packet: f64,
+}
+
+/// CPU use of the tool's worker threads.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ToolCpu {
+    /// User CPU of the process, s.
+    pub user_s: f64,
+    /// System CPU of the process, s.
+    pub system_s: f64,
+    /// (user + system) / packets received, µs.
+    pub us_per_packet: f64,
+    /// Each worker thread's CPU time / its run time, percent. Near 100 the
+    /// tool, not the server, may be what limits the run.
+    pub workers_busy_pct: Vec<f64>,
 }
 
 /// CPU time of the server process given with `--server-pid`.
@@ -242,10 +275,10 @@ pub struct Report {
     pub rtcp: Rtcp,
     /// RTSP.
     pub rtsp: Rtsp,
-    /// Host UDP counters, after − before.
-    pub kernel_udp: Option<UdpCounters>,
+    /// Host UDP counters, after − before (null when /proc is unreadable).
+    pub kernel_udp: Option<KernelUdp>,
     /// Tool CPU.
-    pub cpu: Cpu,
+    pub cpu: ToolCpu,
     /// Server CPU (with `--server-pid`).
     pub server_cpu: Option<ServerCpu>,
     /// Failure cause → clients.
@@ -254,6 +287,9 @@ pub struct Report {
     pub errors: Vec<String>,
     /// Pass / fail.
     pub verdict: Verdict,
+    /// Conditions that make the measurement doubtful without failing it
+    /// (a saturated worker, drops at the tool's own sockets).
+    pub warnings: Vec<String>,
     /// One entry per client.
     pub sessions: Vec<SessionRecord>,
 }
@@ -326,7 +362,6 @@ fn add_totals(sum: &mut Totals, t: &Totals) {
     sum.unknown_ssrc += t.unknown_ssrc;
     sum.after_stop += t.after_stop;
     sum.malformed_rtp += t.malformed_rtp;
-    sum.truncated += t.truncated;
     sum.unknown_channel += t.unknown_channel;
     sum.rtcp_received += t.rtcp_received;
     sum.rtcp_sent += t.rtcp_sent;
@@ -346,7 +381,15 @@ pub fn build(
     let mut sessions = Vec::new();
     let mut errors = Vec::new();
     let mut rcvbuf = usize::MAX;
+    let mut socket_drops = 0u64;
+    let mut busy = Vec::new();
     for r in results {
+        socket_drops += r.socket_drops;
+        if !r.thread_wall.is_zero() {
+            busy.push(
+                (r.thread_cpu.as_secs_f64() / r.thread_wall.as_secs_f64() * 1000.0).round() / 10.0,
+            );
+        }
         add_totals(&mut totals, &r.totals);
         let _ = lateness.add(&r.lateness);
         let _ = earliness.add(&r.earliness);
@@ -408,7 +451,6 @@ pub fn build(
     packets.unknown_ssrc = totals.unknown_ssrc;
     packets.after_stop = totals.after_stop;
     packets.malformed = totals.malformed_rtp;
-    packets.truncated = totals.truncated;
     packets.loss_pct = if packets.expected == 0 {
         0.0
     } else {
@@ -459,6 +501,19 @@ pub fn build(
     if !errors.is_empty() {
         reasons.push(format!("{} worker error(s)", errors.len()));
     }
+    let mut warnings = Vec::new();
+    for (i, b) in busy.iter().enumerate() {
+        if *b >= 90.0 {
+            warnings.push(format!(
+                "worker {i} was busy {b:.0}% of the run: the tool may have limited the measurement"
+            ));
+        }
+    }
+    if socket_drops > 0 {
+        warnings.push(format!(
+            "{socket_drops} datagrams were dropped at the tool's own sockets (its receive buffers were full)"
+        ));
+    }
     let not_run = clients.requested.saturating_sub(clients.started);
     if not_run > 0 && !facts.interrupted {
         reasons.push(format!("{not_run} clients never started"));
@@ -499,8 +554,24 @@ pub fn build(
             keepalives: totals.keepalives,
             reconnects,
         },
-        kernel_udp: facts.kernel_udp,
-        cpu: cpu_of(&facts.cpu, totals.packets),
+        kernel_udp: facts.kernel_udp.map(|k| KernelUdp {
+            in_datagrams: k.in_datagrams,
+            rcvbuf_errors: k.rcvbuf_errors,
+            in_errors: k.in_errors,
+            no_ports: k.no_ports,
+            in_csum_errors: k.in_csum_errors,
+            backlog_dropped: k.backlog_dropped,
+            tool_socket_drops: socket_drops,
+        }),
+        cpu: {
+            let c = cpu_of(&facts.cpu, totals.packets);
+            ToolCpu {
+                user_s: c.user_s,
+                system_s: c.system_s,
+                us_per_packet: c.us_per_packet,
+                workers_busy_pct: busy,
+            }
+        },
         server_cpu: facts.server_cpu.map(|(pid, t)| ServerCpu {
             pid,
             cpu: cpu_of(&t, totals.packets),
@@ -511,6 +582,7 @@ pub fn build(
             passed: reasons.is_empty(),
             reasons,
         },
+        warnings,
         packets,
         sessions,
     }

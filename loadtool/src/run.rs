@@ -231,6 +231,9 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
                 udp_pairs: 0,
                 rcvbuf: 0,
                 error: Some("a worker thread panicked".into()),
+                socket_drops: 0,
+                thread_cpu: Duration::ZERO,
+                thread_wall: Duration::ZERO,
             })
         })
         .collect();

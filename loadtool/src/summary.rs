@@ -55,14 +55,13 @@ pub fn table(report: &Report) -> String {
             thousands(r.packets.reordered)
         ),
     ));
-    if r.packets.unknown_ssrc + r.packets.malformed + r.packets.truncated > 0 {
+    if r.packets.unknown_ssrc + r.packets.malformed > 0 {
         rows.push((
             "stray",
             format!(
-                "{} unknown SSRC  {} not RTP  {} truncated",
+                "{} unknown SSRC  {} not RTP",
                 thousands(r.packets.unknown_ssrc),
-                thousands(r.packets.malformed),
-                thousands(r.packets.truncated)
+                thousands(r.packets.malformed)
             ),
         ));
     }
@@ -126,10 +125,12 @@ pub fn table(report: &Report) -> String {
         "kernel UDP",
         match &r.kernel_udp {
             Some(k) => format!(
-                "InDatagrams +{}  RcvbufErrors +{}  InErrors +{} (host-wide)",
+                "InDatagrams +{}  RcvbufErrors +{}  InErrors +{}  backlog drops +{} (host-wide); {} at the tool's sockets",
                 thousands(k.in_datagrams),
                 thousands(k.rcvbuf_errors),
-                thousands(k.in_errors)
+                thousands(k.in_errors),
+                thousands(k.backlog_dropped),
+                thousands(k.tool_socket_drops)
             ),
             None => "unavailable".into(),
         },
@@ -137,8 +138,8 @@ pub fn table(report: &Report) -> String {
     rows.push((
         "tool cpu",
         format!(
-            "user {:.2} s  system {:.2} s  {:.3} µs/packet",
-            r.cpu.user_s, r.cpu.system_s, r.cpu.us_per_packet
+            "user {:.2} s  system {:.2} s  {:.3} µs/packet  workers busy {:?} %",
+            r.cpu.user_s, r.cpu.system_s, r.cpu.us_per_packet, r.cpu.workers_busy_pct
         ),
     ));
     if let Some(s) = &r.server_cpu {
@@ -164,6 +165,9 @@ pub fn table(report: &Report) -> String {
     ));
     for e in &r.errors {
         rows.push(("error", e.clone()));
+    }
+    for w in &r.warnings {
+        rows.push(("warning", w.clone()));
     }
     rows.push((
         "verdict",

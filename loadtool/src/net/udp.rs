@@ -115,31 +115,42 @@ pub fn set_rcvbuf(fd: RawFd, bytes: usize) -> io::Result<usize> {
     Ok((got.max(0) as usize) / 2)
 }
 
-/// Bytes per receive slot. RTP packets from a hinted file are at most a few
-/// KiB; longer datagrams are cut and counted as truncated.
-pub const SLOT: usize = 4096;
+/// Bytes kept of each RTP datagram: the fixed header, 15 CSRCs and the start
+/// of a header extension. The rest is never copied to user space; recvmmsg
+/// still reports each datagram's full length (MSG_TRUNC).
+pub const RTP_HEAD: usize = 128;
+/// Bytes kept of each RTCP datagram (a compound SR/SDES/BYE fits).
+pub const RTCP_SLOT: usize = 2048;
 /// Datagrams per recvmmsg call.
 pub const BATCH: usize = 64;
 
 /// One datagram of a batch.
 #[derive(Debug, Clone, Copy)]
 pub struct Datagram<'a> {
-    /// The bytes received (at most [`SLOT`]).
+    /// The first bytes of the datagram (at most the batch's slot size).
     pub data: &'a [u8],
+    /// Full length of the datagram, bytes.
+    pub len: usize,
     /// Kernel receive timestamp, ns since the epoch (None if the kernel gave
     /// none).
     pub timestamp_ns: Option<u64>,
     /// Source UDP port.
     pub source_port: u16,
-    /// True when the datagram was longer than [`SLOT`] and was cut.
-    pub truncated: bool,
 }
 
-/// Reusable buffers for recvmmsg: [`BATCH`] slots of [`SLOT`] bytes with
-/// their source addresses and control messages. Not `Send` (it holds raw
-/// pointers into its own heap buffers); create it on the thread that uses it.
+impl Datagram<'_> {
+    /// True when only part of the datagram was copied.
+    pub fn truncated(&self) -> bool {
+        self.len > self.data.len()
+    }
+}
+
+/// Reusable buffers for recvmmsg: [`BATCH`] slots of `slot` bytes with their
+/// source addresses and control messages. Not `Send` (it holds raw pointers
+/// into its own heap buffers); create it on the thread that uses it.
 pub struct RecvBatch {
-    bufs: Box<[[u8; SLOT]]>,
+    slot: usize,
+    bufs: Box<[u8]>,
     iovs: Box<[libc::iovec]>,
     names: Box<[libc::sockaddr_storage]>,
     controls: Box<[[u64; timestamp::CMSG_SPACE / 8]]>,
@@ -150,26 +161,23 @@ pub struct RecvBatch {
 impl std::fmt::Debug for RecvBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecvBatch")
+            .field("slot", &self.slot)
             .field("filled", &self.filled)
             .finish()
     }
 }
 
-impl Default for RecvBatch {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl RecvBatch {
-    /// Allocates the buffers (about 260 KiB).
-    pub fn new() -> Self {
-        let mut bufs = vec![[0u8; SLOT]; BATCH].into_boxed_slice();
+    /// Allocates the buffers: [`BATCH`] slots that keep the first `slot`
+    /// bytes of each datagram.
+    pub fn new(slot: usize) -> Self {
+        let slot = slot.max(1);
+        let mut bufs = vec![0u8; slot * BATCH].into_boxed_slice();
         let mut iovs: Box<[libc::iovec]> = bufs
-            .iter_mut()
+            .chunks_mut(slot)
             .map(|b| libc::iovec {
                 iov_base: b.as_mut_ptr().cast(),
-                iov_len: SLOT,
+                iov_len: slot,
             })
             .collect();
         // SAFETY: all-zero sockaddr_storage and mmsghdr are valid values.
@@ -188,6 +196,7 @@ impl RecvBatch {
             })
             .collect();
         Self {
+            slot,
             bufs,
             iovs,
             names,
@@ -216,7 +225,7 @@ impl RecvBatch {
                 fd,
                 self.hdrs.as_mut_ptr(),
                 BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
                 std::ptr::null_mut(),
             )
         };
@@ -238,14 +247,15 @@ impl RecvBatch {
             return None;
         }
         let h = &self.hdrs[i];
-        let len = (h.msg_len as usize).min(SLOT);
+        let len = h.msg_len as usize;
+        let start = i * self.slot;
         // SAFETY: the kernel filled this header's control buffer.
         let timestamp_ns = unsafe { timestamp::from_msghdr(&h.msg_hdr) };
         Some(Datagram {
-            data: &self.bufs[i][..len],
+            data: &self.bufs[start..start + len.min(self.slot)],
+            len,
             timestamp_ns,
             source_port: source_port(&self.names[i]),
-            truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
         })
     }
 }
@@ -289,9 +299,9 @@ mod tests {
                 .unwrap();
         }
         sender
-            .send_to(&vec![7u8; SLOT + 100], ("127.0.0.1", pair.rtp_port))
+            .send_to(&vec![7u8; 1500], ("127.0.0.1", pair.rtp_port))
             .unwrap();
-        let mut batch = RecvBatch::new();
+        let mut batch = RecvBatch::new(RTP_HEAD);
         let mut got = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(5);
         while got.len() < 11 && Instant::now() < deadline {
@@ -300,19 +310,23 @@ mod tests {
                 let d = batch.get(i).unwrap();
                 assert!(d.timestamp_ns.is_some());
                 assert_eq!(d.source_port, from);
-                got.push((d.data.to_vec(), d.truncated));
+                got.push((d.data.to_vec(), d.len, d.truncated()));
             }
             if n == 0 {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
         assert_eq!(got.len(), 11);
-        for (i, (data, truncated)) in got.iter().take(10).enumerate() {
+        for (i, (data, len, truncated)) in got.iter().take(10).enumerate() {
             assert_eq!(data.as_slice(), &[i as u8; 100]);
+            assert_eq!(*len, 100);
             assert!(!truncated);
         }
-        assert!(got[10].1, "oversized datagram must be flagged truncated");
-        assert_eq!(got[10].0.len(), SLOT);
+        // Only the head of a long datagram is copied; its full length is known.
+        let (data, len, truncated) = &got[10];
+        assert_eq!(data.len(), RTP_HEAD);
+        assert_eq!(*len, 1500);
+        assert!(truncated);
         assert_eq!(batch.recv(pair.rtp.as_raw_fd()).unwrap(), 0);
     }
 }

@@ -9,6 +9,7 @@ use super::Worker;
 use crate::net::timestamp;
 use crate::net::udp::BATCH;
 use crate::rtcp::{read_compound, RtcpEvent};
+use crate::rtp::RtpHeader;
 
 /// recvmmsg calls per readiness event before other sockets get a turn.
 const BATCHES_PER_EVENT: usize = 16;
@@ -30,31 +31,27 @@ impl Worker {
         let pair16 = pair as u16;
         let mut muxed_rtcp: Vec<(Vec<u8>, u64)> = Vec::new();
         for _ in 0..BATCHES_PER_EVENT {
-            let n = match self.batch.recv(fd) {
+            let n = match self.rtp_batch.recv(fd) {
                 Ok(n) => n,
                 Err(_) => break,
             };
             let fallback_ns = if n > 0 { timestamp::realtime_ns() } else { 0 };
             for i in 0..n {
-                let Some(d) = self.batch.get(i) else { break };
-                if d.truncated {
-                    self.totals.truncated += 1;
-                }
+                let Some(d) = self.rtp_batch.get(i) else {
+                    break;
+                };
                 let arrival = d.timestamp_ns.unwrap_or(fallback_ns);
                 if is_rtcp(d.data) {
                     muxed_rtcp.push((d.data.to_vec(), arrival));
                     continue;
                 }
-                let Ok(packet) = RtpPacket::parse(d.data) else {
+                // Only the head of each datagram was copied: read the fixed
+                // header; the length is the datagram's full length.
+                let Some(h) = RtpHeader::read(d.data) else {
                     self.totals.malformed_rtp += 1;
                     continue;
                 };
-                let (ssrc, seq, ts, len) = (
-                    packet.ssrc(),
-                    packet.sequence_number(),
-                    packet.timestamp(),
-                    d.data.len(),
-                );
+                let (ssrc, seq, ts, len) = (h.ssrc, h.sequence_number, h.timestamp, d.len);
                 match self.demux.lookup(pair16, ssrc, d.source_port) {
                     Some((stream, learned)) => {
                         if learned {
@@ -102,13 +99,13 @@ impl Worker {
         };
         let fd = p.sockets.rtcp.as_raw_fd();
         for _ in 0..BATCHES_PER_EVENT {
-            let n = match self.batch.recv(fd) {
+            let n = match self.rtcp_batch.recv(fd) {
                 Ok(n) => n,
                 Err(_) => break,
             };
             let mut packets = Vec::with_capacity(n);
             for i in 0..n {
-                if let Some(d) = self.batch.get(i) {
+                if let Some(d) = self.rtcp_batch.get(i) {
                     packets.push((
                         d.data.to_vec(),
                         d.timestamp_ns.unwrap_or_else(timestamp::realtime_ns),

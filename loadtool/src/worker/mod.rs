@@ -22,7 +22,7 @@ use hdrhistogram::Histogram;
 
 use crate::demux::{Demux, StreamId};
 use crate::net::epoll::{Epoll, READ};
-use crate::net::udp::{RecvBatch, UdpPair};
+use crate::net::udp::{RecvBatch, UdpPair, RTCP_SLOT, RTP_HEAD};
 use crate::plan::{ClientPlan, Transport};
 use crate::record::{SessionRecord, StreamRecord, Totals};
 use crate::shared::{lateness_histogram, Shared};
@@ -42,6 +42,8 @@ fn token(kind: u64, index: usize) -> u64 {
 
 /// How often sessions are scanned for timeouts, keep-alives and RTCP.
 const SCAN_INTERVAL: Duration = Duration::from_millis(20);
+/// Longest coalescing while some session of the worker is being set up.
+const SETUP_COALESCE: Duration = Duration::from_micros(250);
 /// How often the gauges for the progress line are refreshed.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(500);
 /// A playing session whose streams got nothing for this long fails `no_data`.
@@ -85,6 +87,12 @@ pub struct WorkerResult {
     pub rcvbuf: usize,
     /// A fatal error that stopped the worker before its sessions ran.
     pub error: Option<String>,
+    /// Datagrams the kernel dropped at this worker's UDP sockets.
+    pub socket_drops: u64,
+    /// CPU time of this worker thread, and the time it ran.
+    pub thread_cpu: std::time::Duration,
+    /// Wall time the worker thread ran.
+    pub thread_wall: std::time::Duration,
 }
 
 /// Starts a worker thread for `clients`.
@@ -110,6 +118,9 @@ pub fn spawn(
                     udp_pairs: 0,
                     rcvbuf: 0,
                     error: Some(e.to_string()),
+                    socket_drops: 0,
+                    thread_cpu: std::time::Duration::ZERO,
+                    thread_wall: std::time::Duration::ZERO,
                 },
             }
         })
@@ -145,7 +156,8 @@ struct Worker {
     next_pair_v4: usize,
     next_pair_v6: usize,
     demux: Demux,
-    batch: RecvBatch,
+    rtp_batch: RecvBatch,
+    rtcp_batch: RecvBatch,
     scratch: Vec<u8>,
     lateness: Histogram<u64>,
     earliness: Histogram<u64>,
@@ -155,6 +167,7 @@ struct Worker {
     cname: String,
     in_setup: usize,
     stopping: bool,
+    started: Instant,
 }
 
 impl Worker {
@@ -203,7 +216,8 @@ impl Worker {
             next_pair_v4: 0,
             next_pair_v6: 0,
             demux: Demux::new(),
-            batch: RecvBatch::new(),
+            rtp_batch: RecvBatch::new(RTP_HEAD),
+            rtcp_batch: RecvBatch::new(RTCP_SLOT),
             scratch: vec![0u8; 64 * 1024],
             lateness: lateness_histogram(),
             earliness: lateness_histogram(),
@@ -212,6 +226,7 @@ impl Worker {
             rr_buf: [0u8; crate::rtcp::MAX_RR + 4],
             in_setup: 0,
             stopping: false,
+            started: Instant::now(),
         })
     }
 
@@ -263,14 +278,16 @@ impl Worker {
             if self.stopping && self.all_done() {
                 break;
             }
-            if !self.config.coalesce.is_zero()
-                && self.in_setup == 0
-                && self.next_start >= self.sessions.len()
-            {
-                let spent = pass_start.elapsed();
-                if spent < self.config.coalesce {
-                    std::thread::sleep(self.config.coalesce - spent);
-                }
+            // While sessions are being set up, pass at least every
+            // SETUP_COALESCE so that replies wait little (setup latency).
+            let coalesce = if self.in_setup == 0 && self.next_start >= self.sessions.len() {
+                self.config.coalesce
+            } else {
+                self.config.coalesce.min(SETUP_COALESCE)
+            };
+            let spent = pass_start.elapsed();
+            if spent < coalesce {
+                std::thread::sleep(coalesce - spent);
             }
         }
         self.publish();
@@ -408,6 +425,13 @@ impl Worker {
     }
 
     fn finish_result(&mut self) -> WorkerResult {
+        let inodes: Vec<u64> = self
+            .pairs
+            .iter()
+            .flat_map(|p| [p.sockets.rtp.as_raw_fd(), p.sockets.rtcp.as_raw_fd()])
+            .filter_map(crate::kernel::socket_inode)
+            .collect();
+        let socket_drops = crate::kernel::socket_drops(&inodes);
         let sessions = (0..self.sessions.len())
             .map(|sid| self.session_record(sid))
             .collect();
@@ -424,6 +448,9 @@ impl Worker {
                 .min()
                 .unwrap_or(0),
             error: None,
+            socket_drops,
+            thread_cpu: crate::cpu::CpuTimes::this_thread().total(),
+            thread_wall: self.started.elapsed(),
         }
     }
 
