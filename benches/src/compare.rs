@@ -28,7 +28,9 @@ pub fn higher_is_better(metric: &str) -> Option<bool> {
     ];
     let lower = [
         "floor_ratio",
-        "server_us_per_packet",
+        "floor_ratio_cpuset",
+        "us_per_packet",
+        "cpuset_busy_pct",
         "server_us_per_setup",
         "server_cpu_pct",
         "server_cpu_pct_ramp",

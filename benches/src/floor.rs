@@ -61,6 +61,33 @@ pub struct SendReport {
     pub sys_s: f64,
     /// (user + system) / packets, µs.
     pub us_per_packet: f64,
+    /// Busy time of the sender's CPU set while sending, all tasks
+    /// (ksoftirqd included), s.
+    pub cpuset_busy_s: f64,
+    /// `cpuset_busy_s` / packets, µs.
+    pub cpuset_us_per_packet: f64,
+}
+
+/// Busy seconds of the CPUs this process may run on (/proc/stat).
+fn own_cpuset_busy() -> f64 {
+    let cpus: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let list = cpus
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    crate::procstat::sample(
+        std::process::id(),
+        0.0,
+        &crate::procstat::parse_cpus(&list),
+        &[],
+    )
+    .map(|s| s.server_cpus_busy_s)
+    .unwrap_or(0.0)
 }
 
 /// What the receiver counted.
@@ -327,6 +354,7 @@ pub fn send(
     let mut i = 0u64;
     // SAFETY: zeroed mmsghdr is valid.
     let mut mm: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+    let busy0 = own_cpuset_busy();
     let (u0, s0) = cpu_now();
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(seconds);
@@ -433,12 +461,18 @@ pub fn send(
     }
     let elapsed = start.elapsed().as_secs_f64();
     let (u1, s1) = cpu_now();
+    report.cpuset_busy_s = own_cpuset_busy() - busy0;
     report.seconds = elapsed;
     report.user_s = u1 - u0;
     report.sys_s = s1 - s0;
     report.rate_achieved = report.packets as f64 / elapsed.max(1e-9);
     report.us_per_packet = if report.packets > 0 {
         (report.user_s + report.sys_s) * 1e6 / report.packets as f64
+    } else {
+        0.0
+    };
+    report.cpuset_us_per_packet = if report.packets > 0 {
+        report.cpuset_busy_s * 1e6 / report.packets as f64
     } else {
         0.0
     };

@@ -33,6 +33,70 @@ pub struct Sample {
     pub ctx_switches: u64,
     /// Threads.
     pub threads: u64,
+    /// Cumulative busy time (user, nice, system, irq, softirq) of the
+    /// server's CPU set, all tasks, s (/proc/stat).
+    pub server_cpus_busy_s: f64,
+    /// Of which softirq, s.
+    pub server_cpus_softirq_s: f64,
+    /// Cumulative steal time of the server's CPU set (the hypervisor ran
+    /// something else), s.
+    pub server_cpus_steal_s: f64,
+    /// Cumulative busy time of the load tool's CPU set, s.
+    pub loadtool_cpus_busy_s: f64,
+}
+
+/// CPU numbers of a list such as `0-3,6`; empty on a malformed list.
+pub fn parse_cpus(list: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let range = match part.split_once('-') {
+            Some((a, b)) => a
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .zip(b.trim().parse::<usize>().ok()),
+            None => part.parse::<usize>().ok().map(|a| (a, a)),
+        };
+        match range {
+            Some((a, b)) if a <= b && b - a < 4096 => out.extend(a..=b),
+            _ => return Vec::new(),
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// (busy, softirq, steal) seconds of `cpus` from the text of /proc/stat.
+fn cpu_set_times(stat: &str, cpus: &[usize], ticks: f64) -> (f64, f64, f64) {
+    let mut busy = 0u64;
+    let mut soft = 0u64;
+    let mut steal = 0u64;
+    for line in stat.lines() {
+        let mut f = line.split_whitespace();
+        let Some(name) = f.next() else { continue };
+        let Some(n) = name
+            .strip_prefix("cpu")
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if !cpus.contains(&n) {
+            continue;
+        }
+        // user nice system idle iowait irq softirq steal
+        let v: Vec<u64> = f.take(8).filter_map(|x| x.parse().ok()).collect();
+        if v.len() == 8 {
+            busy += v[0] + v[1] + v[2] + v[5] + v[6];
+            soft += v[6];
+            steal += v[7];
+        }
+    }
+    (
+        busy as f64 / ticks,
+        soft as f64 / ticks,
+        steal as f64 / ticks,
+    )
 }
 
 fn clock_ticks() -> f64 {
@@ -65,8 +129,14 @@ fn status_kib(text: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Reads one sample of `pid`; `None` once the process is gone.
-pub fn sample(pid: u32, t_s: f64) -> Option<Sample> {
+/// Reads one sample of `pid` and of the two CPU sets; `None` once the
+/// process is gone.
+pub fn sample(
+    pid: u32,
+    t_s: f64,
+    server_cpus: &[usize],
+    loadtool_cpus: &[usize],
+) -> Option<Sample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (user_s, sys_s) = parse_stat(&stat, clock_ticks())?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -93,6 +163,10 @@ pub fn sample(pid: u32, t_s: f64) -> Option<Sample> {
             }
         }
     }
+    let proc_stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let (server_cpus_busy_s, server_cpus_softirq_s, server_cpus_steal_s) =
+        cpu_set_times(&proc_stat, server_cpus, clock_ticks());
+    let (loadtool_cpus_busy_s, _, _) = cpu_set_times(&proc_stat, loadtool_cpus, clock_ticks());
     Some(Sample {
         t_s,
         user_s,
@@ -104,6 +178,10 @@ pub fn sample(pid: u32, t_s: f64) -> Option<Sample> {
         fds,
         ctx_switches: ctx,
         threads,
+        server_cpus_busy_s,
+        server_cpus_softirq_s,
+        server_cpus_steal_s,
+        loadtool_cpus_busy_s,
     })
 }
 
@@ -112,23 +190,30 @@ pub fn sample(pid: u32, t_s: f64) -> Option<Sample> {
 pub struct Sampler {
     samples: Arc<Mutex<Vec<Sample>>>,
     stop: Arc<AtomicBool>,
+    cpus: (Vec<usize>, Vec<usize>),
     thread: Option<JoinHandle<()>>,
     /// When sampling started (t_s = 0).
     pub started: Instant,
 }
 
 impl Sampler {
-    /// Starts sampling `pid`.
-    pub fn start(pid: u32, period: Duration) -> Sampler {
+    /// Starts sampling `pid` and the CPU sets of the server and the load tool.
+    pub fn start(
+        pid: u32,
+        period: Duration,
+        server_cpus: Vec<usize>,
+        loadtool_cpus: Vec<usize>,
+    ) -> Sampler {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
         let (s, st) = (samples.clone(), stop.clone());
+        let cpus = (server_cpus.clone(), loadtool_cpus.clone());
         let thread = std::thread::spawn(move || {
             let mut next = started;
             while !st.load(Ordering::Relaxed) {
                 let t = started.elapsed().as_secs_f64();
-                match sample(pid, t) {
+                match sample(pid, t, &server_cpus, &loadtool_cpus) {
                     Some(x) => {
                         if let Ok(mut v) = s.lock() {
                             v.push(x);
@@ -149,6 +234,7 @@ impl Sampler {
         Sampler {
             samples,
             stop,
+            cpus,
             thread: Some(thread),
             started,
         }
@@ -156,7 +242,12 @@ impl Sampler {
 
     /// Takes one extra sample now (e.g. at a phase boundary).
     pub fn mark(&self, pid: u32) -> Option<Sample> {
-        let x = sample(pid, self.started.elapsed().as_secs_f64())?;
+        let x = sample(
+            pid,
+            self.started.elapsed().as_secs_f64(),
+            &self.cpus.0,
+            &self.cpus.1,
+        )?;
         if let Ok(mut v) = self.samples.lock() {
             v.push(x);
             v.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
@@ -202,6 +293,10 @@ pub fn at(samples: &[Sample], t_s: f64) -> Option<Sample> {
         sys_s: lerp(a.sys_s, b.sys_s),
         run_s: lerp(a.run_s, b.run_s),
         ctx_switches: lerp(a.ctx_switches as f64, b.ctx_switches as f64) as u64,
+        server_cpus_busy_s: lerp(a.server_cpus_busy_s, b.server_cpus_busy_s),
+        server_cpus_softirq_s: lerp(a.server_cpus_softirq_s, b.server_cpus_softirq_s),
+        server_cpus_steal_s: lerp(a.server_cpus_steal_s, b.server_cpus_steal_s),
+        loadtool_cpus_busy_s: lerp(a.loadtool_cpus_busy_s, b.loadtool_cpus_busy_s),
         ..a
     })
 }
@@ -221,6 +316,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cpu_lists_and_proc_stat() {
+        assert_eq!(parse_cpus("0-2,5,1"), vec![0, 1, 2, 5]);
+        assert!(parse_cpus("2-1").is_empty());
+        let stat =
+            "cpu  1 1 1 1 1 1 1 1 0 0\ncpu0 100 0 50 900 0 10 40 5 0 0\ncpu1 7 0 0 0 0 0 0 0 0 0\n";
+        let (busy, soft, steal) = cpu_set_times(stat, &[0], 100.0);
+        assert!(
+            (busy - 2.0).abs() < 1e-9 && (soft - 0.4).abs() < 1e-9 && (steal - 0.05).abs() < 1e-9
+        );
+        assert!((cpu_set_times(stat, &[0, 1], 100.0).0 - 2.07).abs() < 1e-9);
+    }
+
+    #[test]
     fn parses_stat_with_odd_command_names() {
         let line = "123 (a) b (c)) S 1 123 123 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 3 0 1 2 3";
         let (u, s) = parse_stat(line, 100.0).expect("parses");
@@ -230,14 +338,15 @@ mod tests {
     #[test]
     fn samples_this_process_and_interpolates() {
         let me = std::process::id();
-        let a = sample(me, 0.0).expect("own /proc entry");
+        let a = sample(me, 0.0, &[0], &[0]).expect("own /proc entry");
         assert!(a.rss_kib > 0 && a.fds > 0 && a.threads >= 1);
         let mut x = 0u64;
         for i in 0..3_000_000u64 {
             x = x.wrapping_add(i * i);
         }
         std::hint::black_box(x);
-        let b = sample(me, 1.0).expect("own /proc entry");
+        let b = sample(me, 1.0, &[0], &[0]).expect("own /proc entry");
+        assert!(b.server_cpus_busy_s >= a.server_cpus_busy_s && a.server_cpus_busy_s > 0.0);
         assert!(b.run_s >= a.run_s);
         let mid = at(&[a, b], 0.5).expect("interpolates");
         assert!(mid.run_s >= a.run_s && mid.run_s <= b.run_s);

@@ -49,8 +49,10 @@ pub struct Floor {
     pub uring: FloorMethod,
     /// sendmmsg ×64.
     pub sendmmsg: FloorMethod,
-    /// The floor: the cheaper of the two, µs per packet.
+    /// The floor: the cheaper of the two, µs per packet (process CPU).
     pub us_per_packet: f64,
+    /// The same by busy time of the sender's whole CPU set.
+    pub cpuset_us_per_packet: f64,
 }
 
 /// Time marks of a run, in seconds of the sampler's clock.
@@ -189,6 +191,8 @@ pub const REQUIRED_RUN_METRICS: &[&str] = &[
     "packets_per_s",
     "server_cpu_pct",
     "server_us_per_packet",
+    "cpuset_busy_pct",
+    "cpuset_us_per_packet",
     "rss_anon_per_session_bytes",
     "fds_peak",
     "ctx_switches_per_s",

@@ -257,8 +257,12 @@ fn measure_floor(
     for method in [Method::Uring, Method::Sendmmsg] {
         let m = floor_once(opts, scenario, link, &path, rate, method)?;
         log(format!(
-            "  floor {method:?}: {:.2} µs/packet ({:.0} packets/s, {} received, {} rcvbuf errors)",
-            m.send.us_per_packet, m.send.rate_achieved, m.receive.received, m.receive.rcvbuf_errors
+            "  floor {method:?}: {:.2} µs/packet ({:.2} by CPU-set busy time; {:.0} packets/s, {} received, {} rcvbuf errors)",
+            m.send.us_per_packet,
+            m.send.cpuset_us_per_packet,
+            m.send.rate_achieved,
+            m.receive.received,
+            m.receive.rcvbuf_errors
         ));
         match method {
             Method::Uring => floor.uring = m,
@@ -274,6 +278,16 @@ fn measure_floor(
     .fold(f64::INFINITY, f64::min);
     if !floor.us_per_packet.is_finite() {
         floor.us_per_packet = 0.0;
+    }
+    floor.cpuset_us_per_packet = [
+        floor.uring.send.cpuset_us_per_packet,
+        floor.sendmmsg.send.cpuset_us_per_packet,
+    ]
+    .into_iter()
+    .filter(|v| *v > 0.0)
+    .fold(f64::INFINITY, f64::min);
+    if !floor.cpuset_us_per_packet.is_finite() {
+        floor.cpuset_us_per_packet = 0.0;
     }
     Ok(floor)
 }
@@ -452,7 +466,12 @@ impl Runner<'_> {
             }
         }
         let pid = guard.pid();
-        let sampler = Sampler::start(pid, Duration::from_secs(1));
+        let sampler = Sampler::start(
+            pid,
+            Duration::from_secs(1),
+            procstat::parse_cpus(&s.engine.cpus),
+            procstat::parse_cpus(&s.loadtool.cpus),
+        );
         std::thread::sleep(Duration::from_millis(1200));
         let baseline = sampler
             .mark(pid)
@@ -575,13 +594,15 @@ impl Runner<'_> {
         run.samples = samples;
         run.loadtool = report;
         log(format!(
-            "  {} x{clients}: {} | loss {:.4}% | p99 {:.0} µs | server CPU {:.0}% ({:.2} µs/packet) | RSS anon +{:.0} B/session{}",
+            "  {} x{clients}: {} | loss {:.4}% | p99 {:.0} µs | server CPU {:.0}% ({:.2} µs/packet; CPU set {:.0}% busy, {:.0}% other tasks) | RSS anon +{:.0} B/session{}",
             server.name(),
             if run.passed { "PASS" } else { "FAIL" },
             metric(&run.metrics, "loss_pct"),
             metric(&run.metrics, "p99_lateness_us"),
             metric(&run.metrics, "server_cpu_pct"),
             metric(&run.metrics, "server_us_per_packet"),
+            metric(&run.metrics, "cpuset_busy_pct"),
+            metric(&run.metrics, "cpuset_other_pct"),
             metric(&run.metrics, "rss_anon_per_session_bytes"),
             if run.passed { String::new() } else { format!(" | {}", run.reasons.join("; ")) }
         ));
@@ -676,6 +697,34 @@ fn metrics(
         put(
             "ctx_switches_per_s",
             (b.ctx_switches.saturating_sub(a.ctx_switches)) as f64 / dt,
+        );
+        // Whole CPUs of the server: its softirq work run by ksoftirqd, and
+        // anything else that ran there (a busy machine shows up here).
+        let busy = b.server_cpus_busy_s - a.server_cpus_busy_s;
+        put("cpuset_busy_pct", busy / dt * 100.0);
+        put(
+            "cpuset_softirq_pct",
+            (b.server_cpus_softirq_s - a.server_cpus_softirq_s) / dt * 100.0,
+        );
+        put(
+            "cpuset_steal_pct",
+            (b.server_cpus_steal_s - a.server_cpus_steal_s) / dt * 100.0,
+        );
+        put(
+            "cpuset_other_pct",
+            ((busy - (b.run_s - a.run_s)) / dt * 100.0).max(0.0),
+        );
+        put(
+            "cpuset_us_per_packet",
+            if received > 0.0 {
+                busy * 1e6 / received
+            } else {
+                0.0
+            },
+        );
+        put(
+            "loadtool_cpus_busy_pct",
+            (b.loadtool_cpus_busy_s - a.loadtool_cpus_busy_s) / dt * 100.0,
         );
     }
     if let (Some(a), Some(b)) = (
@@ -860,7 +909,7 @@ fn notes(s: &Scenario, r: &ScenarioResult) -> Vec<String> {
     for run in r.runs.iter().filter(|x| !x.passed) {
         let m = &run.metrics;
         out.push(format!(
-            "{} x{} failed: {}. Server CPU {:.0}% (user {:.0}%, sys {:.0}%), {:.2} µs/packet; load tool {:.2} µs/packet; rcvbuf errors {:.0}",
+            "{} x{} failed: {}. Server CPU {:.0}% (user {:.0}%, sys {:.0}%), {:.2} µs/packet; its CPUs {:.0}% busy ({:.0}% softirq, {:.0}% other tasks, {:.1}% steal); load tool {:.2} µs/packet; rcvbuf errors {:.0}",
             run.server,
             run.clients,
             run.reasons.join("; "),
@@ -868,6 +917,10 @@ fn notes(s: &Scenario, r: &ScenarioResult) -> Vec<String> {
             metric(m, "server_user_pct"),
             metric(m, "server_sys_pct"),
             metric(m, "server_us_per_packet"),
+            metric(m, "cpuset_busy_pct"),
+            metric(m, "cpuset_softirq_pct"),
+            metric(m, "cpuset_other_pct"),
+            metric(m, "cpuset_steal_pct"),
             metric(m, "loadtool_us_per_packet"),
             metric(m, "rcvbuf_errors"),
         ));
