@@ -117,7 +117,11 @@ fn run(addr: SocketAddr) -> std::io::Result<()> {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     let mut last_report = Instant::now();
     loop {
-        let n = server.epoll.wait(&mut events, 1)?;
+        let busy = server
+            .due
+            .peek()
+            .is_some_and(|Reverse((at, _))| *at <= Instant::now());
+        let n = server.epoll.wait(&mut events, if busy { 0 } else { 1 })?;
         for ev in &events[..n] {
             let token = ev.u64;
             if token == 0 {
@@ -310,10 +314,14 @@ Transport: RTP/AVP;unicast;client_port={port}-{};server_port={server_port}-{};ss
     /// Sends every packet whose time has come, grouped per destination.
     fn send_due(&mut self) {
         let now = Instant::now();
+        // At most this many packets per pass, so that RTSP requests are
+        // answered even when sending falls behind.
+        let mut budget = 20_000;
         while let Some(&Reverse((at, id))) = self.due.peek() {
-            if at > now {
+            if at > now || budget == 0 {
                 break;
             }
+            budget -= 1;
             self.due.pop();
             let s = &mut self.streams[id];
             if !s.alive {
