@@ -140,6 +140,10 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
 
     let interrupted = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal exits at once (status 130); the first ends the
+        // window and lets the sessions tear down.
+        let _ =
+            signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&interrupted));
         let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
     }
 

@@ -79,15 +79,13 @@ impl Shared {
         }
     }
 
-    /// Sets the end of counting to `at` (only the first call counts).
+    /// Sets the end of counting to `at`, or keeps an earlier end already set.
     pub fn stop_at(&self, at: Instant) {
         let ns = at
             .saturating_duration_since(self.t0)
             .as_nanos()
             .min(u128::from(u64::MAX - 1)) as u64;
-        let _ = self
-            .stop_at_ns
-            .compare_exchange(u64::MAX, ns, Ordering::SeqCst, Ordering::SeqCst);
+        self.stop_at_ns.fetch_min(ns, Ordering::SeqCst);
     }
 
     /// The end of counting, once decided.
