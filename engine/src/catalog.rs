@@ -42,12 +42,23 @@ pub enum CatalogError {
 
 type Compiled = OnceLock<Result<Arc<FileSchedule>, CatalogError>>;
 
+/// The answer of a non-blocking [`Catalog::lookup`].
+#[derive(Debug)]
+pub enum Lookup {
+    /// Compiled (or failed to compile, or does not exist).
+    Ready(Result<Arc<FileSchedule>, CatalogError>),
+    /// Exists but is not compiled yet; with deferred compilation on, the
+    /// caller must have it compiled elsewhere ([`Catalog::get`]) and ask again.
+    Pending,
+}
+
 /// The set of servable files, keyed by path relative to the media folder
 /// ('/'-separated, no leading slash).
 #[derive(Debug)]
 pub struct Catalog {
     root: PathBuf,
     hint_cache: Option<PathBuf>,
+    deferred: bool,
     entries: RwLock<HashMap<String, Arc<Compiled>>>,
 }
 
@@ -74,6 +85,7 @@ impl Catalog {
         Ok(Catalog {
             root: root.to_path_buf(),
             hint_cache: None,
+            deferred: false,
             entries: RwLock::new(entries),
         })
     }
@@ -84,6 +96,30 @@ impl Catalog {
         std::fs::create_dir_all(dir)?;
         self.hint_cache = Some(dir.to_path_buf());
         Ok(self)
+    }
+
+    /// Makes [`Catalog::lookup`] answer [`Lookup::Pending`] for files not yet
+    /// compiled, instead of compiling them on the caller's thread (the server
+    /// compiles on a background thread so that no shard stalls).
+    pub fn with_deferred_compilation(mut self) -> Catalog {
+        self.deferred = true;
+        self
+    }
+
+    /// Non-blocking look-up: the compiled schedules of `path` if ready, the
+    /// error if the path cannot be served, or [`Lookup::Pending`] when the
+    /// file still needs compiling and compilation is deferred (otherwise it is
+    /// compiled here, as [`Catalog::get`] does).
+    pub fn lookup(&self, path: &str) -> Lookup {
+        let cell = match self.entry(path) {
+            Ok(c) => c,
+            Err(e) => return Lookup::Ready(Err(e)),
+        };
+        match cell.get() {
+            Some(r) => Lookup::Ready(r.clone()),
+            None if self.deferred => Lookup::Pending,
+            None => Lookup::Ready(cell.get_or_init(|| self.compile(path)).clone()),
+        }
     }
 
     /// Number of files found.

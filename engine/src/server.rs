@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::shard::{Shard, ShardMsg, ShardSockets};
+use crate::shard::{CompileJob, Shard, ShardMsg, ShardSockets};
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +45,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<(), ServerError> {
                 source,
             })?;
     }
-    let catalog = Arc::new(catalog);
+    let catalog = Arc::new(catalog.with_deferred_compilation());
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let n = config.cores;
     // Bind everything first so that errors surface before any thread starts.
@@ -63,6 +63,11 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<(), ServerError> {
         .and_then(|s| s.listen_addr())
         .unwrap_or(config.shard.listen);
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel::<ShardMsg>()).unzip();
+    let compiler =
+        spawn_compiler(catalog.clone(), txs.clone()).map_err(|e| ServerError::Shard {
+            index: 0,
+            message: format!("cannot start the compile thread: {e}"),
+        })?;
     let epoch = Instant::now();
     let (ready_tx, ready_rx) = mpsc::channel::<(usize, Result<(), String>)>();
     let mut threads = Vec::with_capacity(n);
@@ -73,6 +78,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<(), ServerError> {
         let shard_config = config.shard.clone();
         let catalog = catalog.clone();
         let peers = txs.clone();
+        let compiler = compiler.clone();
         let stop = stop.clone();
         let ready = ready_tx.clone();
         let handle = std::thread::Builder::new()
@@ -81,7 +87,17 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<(), ServerError> {
                 if let Some(core) = core {
                     core_affinity::set_for_current(core);
                 }
-                match Shard::new(index, shard_config, socks, catalog, rx, peers, stop, epoch) {
+                match Shard::new(
+                    index,
+                    shard_config,
+                    socks,
+                    catalog,
+                    rx,
+                    peers,
+                    compiler,
+                    stop,
+                    epoch,
+                ) {
                     Ok(shard) => {
                         let _ = ready.send((index, Ok(())));
                         shard.run();
@@ -128,4 +144,26 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<(), ServerError> {
     }
     tracing::info!("cadence stopped");
     Ok(())
+}
+
+/// Starts the thread that compiles schedules on first use, off the shards:
+/// each job compiles (or fails to compile) one catalog path, then tells the
+/// asking shard. A file asked for by several shards at once is compiled once
+/// (the catalog's cell makes the second caller wait for the first).
+fn spawn_compiler(
+    catalog: Arc<Catalog>,
+    shards: Vec<mpsc::Sender<ShardMsg>>,
+) -> std::io::Result<mpsc::Sender<CompileJob>> {
+    let (tx, rx) = mpsc::channel::<CompileJob>();
+    std::thread::Builder::new()
+        .name("compile".into())
+        .spawn(move || {
+            for job in rx {
+                let _ = catalog.get(&job.path);
+                if let Some(shard) = shards.get(job.shard) {
+                    let _ = shard.send(ShardMsg::Compiled(job.path));
+                }
+            }
+        })?;
+    Ok(tx)
 }

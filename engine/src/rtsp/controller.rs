@@ -22,7 +22,7 @@ use slab::Slab;
 
 use super::transport::{self, Offer};
 use super::url::{parse_target, Target};
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{Catalog, CatalogError, Lookup};
 use crate::sdp;
 use crate::session::{
     ConnId, PlayClock, ReceptionReport, Session, SessionId, SessionState, TrackStream,
@@ -73,6 +73,11 @@ pub enum Effect {
     /// The request names a session of another shard: forward it there (the
     /// response in the [`Reply`] is a placeholder and must not be sent).
     Forward(usize),
+    /// The request needs the schedule of this catalog path, which is being
+    /// compiled off the shard: park the request (and the rest of its
+    /// connection's input) and handle it again once the file is ready (the
+    /// response is a placeholder and must not be sent).
+    Defer(String),
     /// Close the connection after sending the response.
     Close,
 }
@@ -89,6 +94,11 @@ pub struct Reply {
 /// A failed request: status code and a reason for the log.
 #[derive(Debug)]
 struct Fail(StatusCode, String);
+
+/// The status a [`Fail`] carries when the request must wait for its file's
+/// schedule to be compiled off the shard; never sent. The reason is the
+/// catalog path.
+const DEFER: StatusCode = StatusCode::Continue;
 
 type Outcome = Result<(Response<Vec<u8>>, Vec<Effect>), Fail>;
 
@@ -140,6 +150,7 @@ impl Controller {
         };
         let (mut response, effects) = match outcome {
             Ok(ok) => ok,
+            Err(Fail(DEFER, path)) => (empty(StatusCode::Ok), vec![Effect::Defer(path)]),
             Err(Fail(status, why)) => {
                 tracing::debug!(peer = %ctx.peer, method = ?req.method(), %status, why, "request refused");
                 let mut r = empty(status);
@@ -231,7 +242,11 @@ impl Controller {
     }
 
     fn load(&self, path: &str) -> Result<Arc<FileSchedule>, Fail> {
-        self.catalog.get(path).map_err(|e| match e {
+        let ready = match self.catalog.lookup(path) {
+            Lookup::Ready(result) => result,
+            Lookup::Pending => return Err(Fail(DEFER, path.to_string())),
+        };
+        ready.map_err(|e| match e {
             CatalogError::NotFound(_) => Fail(StatusCode::NotFound, e.to_string()),
             CatalogError::Unsupported { .. } => {
                 Fail(StatusCode::UnsupportedMediaType, e.to_string())

@@ -97,6 +97,9 @@ pub struct Conn {
     pub close_after_write: bool,
     /// Listed in the shard's to-flush list.
     pub dirty: bool,
+    /// A request of this connection is parked until its file is compiled;
+    /// later input waits in `rbuf`.
+    pub paused: bool,
     queue: VecDeque<WriteItem>,
     /// Bytes of the front item already written.
     front_sent: usize,
@@ -119,6 +122,7 @@ impl Conn {
             closing: false,
             close_after_write: false,
             dirty: false,
+            paused: false,
             queue: VecDeque::new(),
             front_sent: 0,
             queued_bytes: 0,

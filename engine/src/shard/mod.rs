@@ -97,6 +97,9 @@ pub enum ShardMsg {
         /// The request.
         request: Box<Request<Vec<u8>>>,
     },
+    /// The catalog path was compiled (or failed to): handle the requests
+    /// parked for it.
+    Compiled(String),
     /// The serialized response to a forwarded request, for connection `conn`.
     Response {
         /// Connection on the receiving shard.
@@ -106,6 +109,24 @@ pub enum ShardMsg {
         /// Close the connection after writing.
         close: bool,
     },
+}
+
+/// A request to compile a catalog path off the shards; the compile thread
+/// answers the shard with [`ShardMsg::Compiled`].
+#[derive(Debug, Clone)]
+pub struct CompileJob {
+    /// Catalog path.
+    pub path: String,
+    /// Shard to notify.
+    pub shard: usize,
+}
+
+/// A request parked until its file is compiled.
+struct Parked {
+    ctx: RequestCtx,
+    req: Request<Vec<u8>>,
+    reply_to: Option<usize>,
+    path: String,
 }
 
 /// Why a shard could not start.
@@ -240,6 +261,9 @@ pub struct Shard {
     cqes: Vec<(u64, i32, u32)>,
     rx: Receiver<ShardMsg>,
     peers: Vec<Sender<ShardMsg>>,
+    compiler: Sender<CompileJob>,
+    parked: Vec<Parked>,
+    compiling: Vec<String>,
     shutdown: Arc<AtomicBool>,
     epoch: Instant,
     stats: ShardStats,
@@ -269,6 +293,7 @@ impl Shard {
         catalog: Arc<Catalog>,
         rx: Receiver<ShardMsg>,
         peers: Vec<Sender<ShardMsg>>,
+        compiler: Sender<CompileJob>,
         shutdown: Arc<AtomicBool>,
         epoch: Instant,
     ) -> Result<Self, ShardError> {
@@ -305,6 +330,9 @@ impl Shard {
             cqes: Vec::with_capacity(4096),
             rx,
             peers,
+            compiler,
+            parked: Vec::new(),
+            compiling: Vec::new(),
             shutdown,
             epoch,
             stats: ShardStats::default(),
@@ -538,6 +566,14 @@ impl Shard {
                 c.rbuf.clear();
                 return;
             }
+            if c.paused {
+                // A request of this connection waits for its file to compile.
+                if c.rbuf.len() > 4 * framing::MAX_MESSAGE {
+                    tracing::info!(shard = self.index, peer = %c.peer, "too much input while a request waits; closing");
+                    self.close_conn(key);
+                }
+                return;
+            }
             let Some((input, used)) = framing::next(&c.rbuf) else {
                 return;
             };
@@ -583,6 +619,10 @@ impl Shard {
     /// shard for forwarded requests.
     fn handle_request(&mut self, ctx: RequestCtx, req: Request<Vec<u8>>, reply_to: Option<usize>) {
         let reply = self.controller.handle(&ctx, &req);
+        if let Some(Effect::Defer(path)) = reply.effects.first() {
+            self.park(ctx, req, reply_to, path.clone());
+            return;
+        }
         if let Some(Effect::Forward(owner)) = reply.effects.first() {
             let owner = *owner;
             let cseq = req
@@ -616,7 +656,7 @@ impl Shard {
         let mut close = false;
         for effect in reply.effects {
             match effect {
-                Effect::Forward(_) => {}
+                Effect::Forward(_) | Effect::Defer(_) => {}
                 Effect::Schedule(key) => {
                     if let Some(s) = self.controller.sessions.get(key) {
                         self.pacer.schedule(key, s);
@@ -627,6 +667,72 @@ impl Shard {
             }
         }
         self.send_response(ctx.conn, reply.response, close, reply_to);
+    }
+
+    /// Parks a request until `path` is compiled; a local connection stops
+    /// reading requests meanwhile, so that replies keep their order.
+    fn park(
+        &mut self,
+        ctx: RequestCtx,
+        req: Request<Vec<u8>>,
+        reply_to: Option<usize>,
+        path: String,
+    ) {
+        if reply_to.is_none() {
+            if let Some(c) = self.conns.get_mut(ctx.conn.index as usize) {
+                if c.generation == ctx.conn.generation {
+                    c.paused = true;
+                }
+            }
+        }
+        if !self.compiling.contains(&path) {
+            let job = CompileJob {
+                path: path.clone(),
+                shard: self.index,
+            };
+            if self.compiler.send(job).is_err() {
+                tracing::error!(shard = self.index, "compile thread is gone");
+            }
+            self.compiling.push(path.clone());
+        }
+        self.parked.push(Parked {
+            ctx,
+            req,
+            reply_to,
+            path,
+        });
+    }
+
+    /// Handles the requests parked for `path`, in arrival order, and resumes
+    /// their connections.
+    fn compiled(&mut self, path: &str, now: u64) {
+        self.compiling.retain(|p| p != path);
+        let (ready, waiting): (Vec<Parked>, Vec<Parked>) = std::mem::take(&mut self.parked)
+            .into_iter()
+            .partition(|p| p.path == path);
+        self.parked = waiting;
+        for p in ready {
+            let mut ctx = p.ctx;
+            ctx.now_us = now;
+            let local = p.reply_to.is_none();
+            let key = ctx.conn.index as usize;
+            if local {
+                if let Some(c) = self.conns.get_mut(key) {
+                    if c.generation == ctx.conn.generation {
+                        c.paused = false;
+                    }
+                }
+            }
+            self.handle_request(ctx, p.req, p.reply_to);
+            if local
+                && self
+                    .conns
+                    .get(key)
+                    .is_some_and(|c| c.generation == ctx.conn.generation && !c.paused)
+            {
+                self.process_input(key, now);
+            }
+        }
     }
 
     fn send_response(
@@ -807,6 +913,7 @@ impl Shard {
                     self.handle_request(ctx, *request, Some(from));
                 }
                 ShardMsg::Response { conn, bytes, close } => self.write_to_conn(conn, bytes, close),
+                ShardMsg::Compiled(path) => self.compiled(&path, now),
             }
         }
     }
