@@ -40,6 +40,7 @@ pub enum Method {
 
 /// What the sender measured.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SendReport {
     /// `uring` or `sendmmsg`.
     pub method: String,
@@ -92,6 +93,7 @@ fn own_cpuset_busy() -> f64 {
 
 /// What the receiver counted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RecvReport {
     /// Datagrams received.
     pub received: u64,

@@ -71,6 +71,11 @@ enum Cmd {
         /// Result folder.
         dir: PathBuf,
     },
+    /// Prints a hinted file's per-session packet rate and bit rates (JSON).
+    MediaInfo {
+        /// Hinted MP4/MOV/3GP file.
+        file: PathBuf,
+    },
     /// (internal) Floor receiver: binds UDP sockets, prints READY and the
     /// ports, drains until stdin closes, prints a JSON report.
     #[command(hide = true)]
@@ -208,6 +213,11 @@ fn real_main() -> Result<ExitCode> {
                 }
                 Ok(ExitCode::FAILURE)
             }
+        }
+        Cmd::MediaInfo { file } => {
+            let info = cadence_benches::media::describe(&file, &file.display().to_string(), 1)?;
+            println!("{}", serde_json::to_string_pretty(&info)?);
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::FloorRecv { ip } => {
             floor::receive(ip)?;

@@ -52,22 +52,50 @@ pub fn describe(path: &Path, source: &str, repeats: u32) -> Result<MediaInfo> {
     })
 }
 
-/// Puts `file` (a name in `<repo>/media`) into `dir`, looped to last at
-/// least `min_seconds`, and returns what is served.
-pub fn prepare(repo: &Path, dir: &Path, file: &str, min_seconds: f64) -> Result<MediaInfo> {
-    let source = repo.join("media").join(file);
-    if !source.is_file() {
-        bail!("media file {} not found", source.display());
+/// Where a scenario's file name points: `fixtures/NAME` is
+/// `<repo>/target/fixtures/NAME` (made by `scripts/make-fixtures` when
+/// missing), anything else is `<repo>/media/NAME`.
+pub fn source_path(repo: &Path, file: &str) -> Result<PathBuf> {
+    if let Some(name) = file.strip_prefix("fixtures/") {
+        let path = repo.join("target/fixtures").join(name);
+        if !path.is_file() {
+            let st = Command::new(repo.join("scripts/make-fixtures"))
+                .current_dir(repo)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .context("run scripts/make-fixtures")?;
+            if !st.success() {
+                bail!("scripts/make-fixtures failed ({st})");
+            }
+        }
+        if !path.is_file() {
+            bail!(
+                "fixture {} not found after scripts/make-fixtures",
+                path.display()
+            );
+        }
+        return Ok(path);
     }
+    let path = repo.join("media").join(file);
+    if !path.is_file() {
+        bail!("media file {} not found", path.display());
+    }
+    Ok(path)
+}
+
+/// Puts `file` (see [`source_path`]) into `dir`, looped to last at least
+/// `min_seconds`, and returns what is served.
+pub fn prepare(repo: &Path, dir: &Path, file: &str, min_seconds: f64) -> Result<MediaInfo> {
+    let source = source_path(repo, file)?;
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let one = describe(&source, file, 1)?;
     let repeats = (min_seconds / one.duration_s.max(0.1)).ceil().max(1.0) as u32;
-    let stem = Path::new(file)
+    let stem = source
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("media");
     let out: PathBuf = if repeats == 1 {
-        dir.join(file)
+        dir.join(source.file_name().unwrap_or_default())
     } else {
         dir.join(format!("{stem}_x{repeats}.mp4"))
     };

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// One sample.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Sample {
     /// Seconds since the sampler started.
     pub t_s: f64,

@@ -31,6 +31,7 @@ pub type Metrics = BTreeMap<String, f64>;
 
 /// One floor method's measurement.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FloorMethod {
     /// The sender.
     pub send: SendReport,
@@ -40,6 +41,7 @@ pub struct FloorMethod {
 
 /// The kernel floor of a scenario.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Floor {
     /// Sessions whose packet rate was reproduced.
     pub sessions: u64,
@@ -57,6 +59,7 @@ pub struct Floor {
 
 /// Time marks of a run, in seconds of the sampler's clock.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Window {
     /// Baseline sample (server idle, schedules compiled).
     pub baseline_s: f64,
@@ -70,6 +73,7 @@ pub struct Window {
 
 /// One server under one load.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunResult {
     /// `cadence` or `gst-rtsp-server`.
     pub server: String,
@@ -97,6 +101,7 @@ pub struct RunResult {
 
 /// A release target checked against the summary.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TargetResult {
     /// What it says.
     pub label: String,

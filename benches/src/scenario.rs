@@ -56,8 +56,8 @@ pub struct LoadSpec {
     pub duration_s: f64,
     /// `udp`, `tcp` or `mixed`.
     pub transport: String,
-    /// Media files, by name in the repository's `media/` folder. Each is
-    /// looped (ffmpeg stream copy, re-hinted) into the bench media folder
+    /// Media files, by name in the repository's `media/` folder, or
+    /// `fixtures/NAME` for `scripts/make-fixtures` output. Each is looped (ffmpeg stream copy, re-hinted) into the bench media folder
     /// until it outlasts ramp + window, so no session ends early.
     pub files: Vec<String>,
 }
@@ -217,6 +217,9 @@ pub struct QuickSpec {
     pub counts: Vec<u64>,
     /// Floor seconds per method.
     pub floor_seconds: Option<f64>,
+    /// Media files.
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 /// One scenario file.
@@ -324,6 +327,9 @@ impl Scenario {
         }
         if let Some(f) = q.floor_seconds {
             s.floor.seconds = f;
+        }
+        if !q.files.is_empty() {
+            s.load.files = q.files.clone();
         }
         s.floor.sessions = None;
         s

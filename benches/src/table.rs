@@ -130,6 +130,74 @@ pub fn table(dir_name: &str, results: &[ScenarioResult]) -> String {
             );
         }
     }
+    let _ = writeln!(out, "\nDetails:\n");
+    for r in results.iter().filter(|r| r.skipped.is_none()) {
+        let g = |k: &str| r.summary.get(k).copied();
+        let mut parts = Vec::new();
+        if let Some(f) = &r.floor {
+            parts.push(format!(
+                "kernel floor {:.2} µs/packet at {:.0} packets/s (io_uring SENDMSG {:.2}, sendmmsg {:.2}; by CPU-set busy time {:.2})",
+                f.us_per_packet,
+                f.rate_pps,
+                f.uring.send.us_per_packet,
+                f.sendmmsg.send.us_per_packet,
+                f.cpuset_us_per_packet
+            ));
+        }
+        let best = r
+            .runs
+            .iter()
+            .filter(|x| x.server == "cadence")
+            .filter(|x| x.passed)
+            .max_by_key(|x| x.clients)
+            .or_else(|| r.runs.iter().find(|x| x.server == "cadence"));
+        if let Some(run) = best {
+            let m = |k: &str| run.metrics.get(k).copied().unwrap_or(f64::NAN);
+            parts.push(format!(
+                "at {} sessions: engine {:.2} µs/packet ({:.0}% CPU: user {:.0}%, sys {:.0}%), its CPU set {:.2} µs/packet ({:.0}% busy, {:.0}% softirq, {:.0}% other tasks, {:.1}% steal), RSS {:.1} MiB ({:+.0} B anonymous per session), {:.0} descriptors, {:.0} context switches/s, {:.0} packets/s",
+                run.clients,
+                m("server_us_per_packet"),
+                m("server_cpu_pct"),
+                m("server_user_pct"),
+                m("server_sys_pct"),
+                m("cpuset_us_per_packet"),
+                m("cpuset_busy_pct"),
+                m("cpuset_softirq_pct"),
+                m("cpuset_other_pct"),
+                m("cpuset_steal_pct"),
+                m("rss_peak_kib") / 1024.0,
+                m("rss_anon_per_session_bytes"),
+                m("fds_peak"),
+                m("ctx_switches_per_s"),
+                m("packets_per_s"),
+            ));
+            if r.scenario.kind == crate::scenario::Kind::SetupRate {
+                parts.push(format!(
+                    "{:.0} sessions/s set up (setup p50 {:.1} ms, p99 {:.1} ms); engine CPU {:.0}% during the ramp, {:.1} µs per session set up (packets of already-playing sessions included)",
+                    m("setup_rate_per_s"),
+                    m("setup_p50_ms"),
+                    m("setup_p99_ms"),
+                    m("server_cpu_pct_ramp"),
+                    m("server_us_per_setup"),
+                ));
+            }
+        }
+        if let Some(ratio) = g("peer_cost_ratio") {
+            parts.push(format!(
+                "gst-rtsp-server spends {ratio:.1}× Cadence's CPU per packet ({:.2} against {:.2} µs)",
+                g("peer_server_us_per_packet").unwrap_or(f64::NAN),
+                g("cadence_server_us_per_packet").unwrap_or(f64::NAN)
+            ));
+        }
+        if let (Some(rtp), Some(l2)) = (g("line_rate_sessions_rtp"), g("line_rate_sessions_l2")) {
+            parts.push(format!(
+                "line rate holds {rtp:.0} sessions counting RTP bytes, {l2:.0} counting Ethernet frames as tbf does"
+            ));
+        }
+        if !parts.is_empty() {
+            let _ = writeln!(out, "- **{}**: {}.", r.scenario.name, parts.join("; "));
+        }
+    }
     let notes: Vec<String> = results
         .iter()
         .flat_map(|r| {
