@@ -22,6 +22,9 @@ pub struct Sample {
     pub sys_s: f64,
     /// Cumulative run time of all threads, s (/proc/PID/task/*/schedstat).
     pub run_s: f64,
+    /// Cumulative time its threads were runnable but waiting for a CPU, s
+    /// (schedstat's run-queue wait: other tasks held the CPU).
+    pub wait_s: f64,
     /// Resident set, KiB (VmRSS).
     pub rss_kib: u64,
     /// Anonymous resident memory, KiB (RssAnon).
@@ -145,6 +148,7 @@ pub fn sample(
         .map(|d| d.count() as u64)
         .unwrap_or(0);
     let mut run_ns = 0u64;
+    let mut wait_ns = 0u64;
     let mut ctx = 0u64;
     let mut threads = 0u64;
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
@@ -152,11 +156,9 @@ pub fn sample(
             threads += 1;
             let dir = t.path();
             if let Ok(s) = std::fs::read_to_string(dir.join("schedstat")) {
-                run_ns += s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
+                let mut f = s.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
+                run_ns += f.next().unwrap_or(0);
+                wait_ns += f.next().unwrap_or(0);
             }
             if let Ok(s) = std::fs::read_to_string(dir.join("status")) {
                 ctx += status_kib(&s, "voluntary_ctxt_switches:")
@@ -173,6 +175,7 @@ pub fn sample(
         user_s,
         sys_s,
         run_s: run_ns as f64 / 1e9,
+        wait_s: wait_ns as f64 / 1e9,
         rss_kib: status_kib(&status, "VmRSS:"),
         rss_anon_kib: status_kib(&status, "RssAnon:"),
         rss_file_kib: status_kib(&status, "RssFile:"),
@@ -293,6 +296,7 @@ pub fn at(samples: &[Sample], t_s: f64) -> Option<Sample> {
         user_s: lerp(a.user_s, b.user_s),
         sys_s: lerp(a.sys_s, b.sys_s),
         run_s: lerp(a.run_s, b.run_s),
+        wait_s: lerp(a.wait_s, b.wait_s),
         ctx_switches: lerp(a.ctx_switches as f64, b.ctx_switches as f64) as u64,
         server_cpus_busy_s: lerp(a.server_cpus_busy_s, b.server_cpus_busy_s),
         server_cpus_softirq_s: lerp(a.server_cpus_softirq_s, b.server_cpus_softirq_s),

@@ -594,13 +594,14 @@ impl Runner<'_> {
         run.samples = samples;
         run.loadtool = report;
         log(format!(
-            "  {} x{clients}: {} | loss {:.4}% | p99 {:.0} µs | server CPU {:.0}% ({:.2} µs/packet; CPU set {:.0}% busy, {:.0}% other tasks) | RSS anon +{:.0} B/session{}",
+            "  {} x{clients}: {} | loss {:.4}% | p99 {:.0} µs | server CPU {:.0}% ({:.2} µs/packet; waiting for CPU {:.1}%; CPU set {:.0}% busy, {:.0}% other tasks) | RSS anon +{:.0} B/session{}",
             server.name(),
             if run.passed { "PASS" } else { "FAIL" },
             metric(&run.metrics, "loss_pct"),
             metric(&run.metrics, "p99_lateness_us"),
             metric(&run.metrics, "server_cpu_pct"),
             metric(&run.metrics, "server_us_per_packet"),
+            metric(&run.metrics, "server_runqueue_wait_pct"),
             metric(&run.metrics, "cpuset_busy_pct"),
             metric(&run.metrics, "cpuset_other_pct"),
             metric(&run.metrics, "rss_anon_per_session_bytes"),
@@ -693,6 +694,10 @@ fn metrics(
             } else {
                 0.0
             },
+        );
+        put(
+            "server_runqueue_wait_pct",
+            (b.wait_s - a.wait_s) / dt * 100.0,
         );
         put(
             "ctx_switches_per_s",
@@ -909,7 +914,7 @@ fn notes(s: &Scenario, r: &ScenarioResult) -> Vec<String> {
     for run in r.runs.iter().filter(|x| !x.passed) {
         let m = &run.metrics;
         out.push(format!(
-            "{} x{} failed: {}. Server CPU {:.0}% (user {:.0}%, sys {:.0}%), {:.2} µs/packet; its CPUs {:.0}% busy ({:.0}% softirq, {:.0}% other tasks, {:.1}% steal); load tool {:.2} µs/packet; rcvbuf errors {:.0}",
+            "{} x{} failed: {}. Server CPU {:.0}% (user {:.0}%, sys {:.0}%), {:.2} µs/packet; runnable but waiting for its CPU {:.1}% of the time; its CPUs {:.0}% busy ({:.0}% softirq, {:.0}% other tasks, {:.1}% steal); load tool {:.2} µs/packet; rcvbuf errors {:.0}",
             run.server,
             run.clients,
             run.reasons.join("; "),
@@ -917,6 +922,7 @@ fn notes(s: &Scenario, r: &ScenarioResult) -> Vec<String> {
             metric(m, "server_user_pct"),
             metric(m, "server_sys_pct"),
             metric(m, "server_us_per_packet"),
+            metric(m, "server_runqueue_wait_pct"),
             metric(m, "cpuset_busy_pct"),
             metric(m, "cpuset_softirq_pct"),
             metric(m, "cpuset_other_pct"),

@@ -154,12 +154,13 @@ pub fn table(dir_name: &str, results: &[ScenarioResult]) -> String {
         if let Some(run) = best {
             let m = |k: &str| run.metrics.get(k).copied().unwrap_or(f64::NAN);
             parts.push(format!(
-                "at {} sessions: engine {:.2} µs/packet ({:.0}% CPU: user {:.0}%, sys {:.0}%), its CPU set {:.2} µs/packet ({:.0}% busy, {:.0}% softirq, {:.0}% other tasks, {:.1}% steal), RSS {:.1} MiB ({:+.0} B anonymous per session), {:.0} descriptors, {:.0} context switches/s, {:.0} packets/s",
+                "at {} sessions: engine {:.2} µs/packet ({:.0}% CPU: user {:.0}%, sys {:.0}%; runnable but waiting for its CPU {:.1}% of the time), its CPU set {:.2} µs/packet ({:.0}% busy, {:.0}% softirq, {:.0}% other tasks, {:.1}% steal), RSS {:.1} MiB ({:+.0} B anonymous per session), {:.0} descriptors, {:.0} context switches/s, {:.0} packets/s",
                 run.clients,
                 m("server_us_per_packet"),
                 m("server_cpu_pct"),
                 m("server_user_pct"),
                 m("server_sys_pct"),
+                m("server_runqueue_wait_pct"),
                 m("cpuset_us_per_packet"),
                 m("cpuset_busy_pct"),
                 m("cpuset_softirq_pct"),
