@@ -16,6 +16,19 @@ pub fn higher_is_better(metric: &str) -> Option<bool> {
         .trim_start_matches("cadence_")
         .trim_start_matches("peer_")
         .trim_start_matches("at_max_");
+    // Facts of the machine or the load generator, not of the product.
+    let neutral = [
+        "floor_us_per_packet",
+        "floor_cpuset_us_per_packet",
+        "loadtool_",
+        "cpuset_other_pct",
+        "cpuset_steal_pct",
+        "session_",
+        "line_rate_",
+    ];
+    if neutral.iter().any(|n| m.starts_with(n)) {
+        return None;
+    }
     let higher = [
         "max_passing_sessions",
         "setup_rate_per_s",
@@ -156,5 +169,7 @@ mod tests {
         assert!(regressed("loss_pct", 0.0, 0.01));
         assert!(regressed("cadence_p99_lateness_us", 1000.0, 1200.0));
         assert!(!regressed("clients", 100.0, 50.0));
+        assert!(!regressed("floor_us_per_packet", 2.0, 3.0));
+        assert!(regressed("cpuset_us_per_packet", 2.0, 3.0));
     }
 }

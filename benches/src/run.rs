@@ -84,6 +84,27 @@ pub fn peer_unavailable(repo: &Path) -> Option<String> {
     })
 }
 
+/// Why a veth link cannot be made here, if it cannot.
+pub fn veth_unavailable() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("the veth link needs root (ip netns, tc)".into());
+    }
+    let ok = |cmd: &str| {
+        Command::new(cmd)
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if !ok("ip") || !ok("tc") {
+        return Some("the veth link needs iproute2 (ip, tc): apt-get install iproute2".into());
+    }
+    None
+}
+
 /// Runs one scenario and writes its result file.
 pub fn run_scenario(opts: &RunOptions, original: &Scenario) -> Result<ScenarioResult> {
     let started = Instant::now();
@@ -114,6 +135,8 @@ pub fn run_scenario(opts: &RunOptions, original: &Scenario) -> Result<ScenarioRe
         Some("skipped in --quick mode (see the scenario's [quick] table)".to_string())
     } else if scenario.kind == Kind::Peer {
         peer_unavailable(&p.repo)
+    } else if scenario.network.mode == NetworkMode::Veth {
+        veth_unavailable()
     } else {
         None
     };
