@@ -21,8 +21,7 @@ pub fn higher_is_better(metric: &str) -> Option<bool> {
         "floor_us_per_packet",
         "floor_cpuset_us_per_packet",
         "loadtool_",
-        "cpuset_other_pct",
-        "cpuset_steal_pct",
+        "cpuset_",
         "session_",
         "line_rate_",
     ];
@@ -43,7 +42,6 @@ pub fn higher_is_better(metric: &str) -> Option<bool> {
         "floor_ratio",
         "floor_ratio_cpuset",
         "us_per_packet",
-        "cpuset_busy_pct",
         "server_us_per_setup",
         "server_cpu_pct",
         "server_cpu_pct_ramp",
@@ -170,6 +168,6 @@ mod tests {
         assert!(regressed("cadence_p99_lateness_us", 1000.0, 1200.0));
         assert!(!regressed("clients", 100.0, 50.0));
         assert!(!regressed("floor_us_per_packet", 2.0, 3.0));
-        assert!(regressed("cpuset_us_per_packet", 2.0, 3.0));
+        assert!(regressed("server_us_per_packet", 2.0, 3.0));
     }
 }

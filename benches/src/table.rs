@@ -136,12 +136,11 @@ pub fn table(dir_name: &str, results: &[ScenarioResult]) -> String {
         let mut parts = Vec::new();
         if let Some(f) = &r.floor {
             parts.push(format!(
-                "kernel floor {:.2} µs/packet at {:.0} packets/s (io_uring SENDMSG {:.2}, sendmmsg {:.2}; by CPU-set busy time {:.2})",
+                "kernel floor {:.2} µs/packet at {:.0} packets/s (io_uring SENDMSG {:.2}, sendmmsg {:.2})",
                 f.us_per_packet,
                 f.rate_pps,
                 f.uring.send.us_per_packet,
                 f.sendmmsg.send.us_per_packet,
-                f.cpuset_us_per_packet
             ));
         }
         let best = r
@@ -154,18 +153,13 @@ pub fn table(dir_name: &str, results: &[ScenarioResult]) -> String {
         if let Some(run) = best {
             let m = |k: &str| run.metrics.get(k).copied().unwrap_or(f64::NAN);
             parts.push(format!(
-                "at {} sessions: engine {:.2} µs/packet ({:.0}% CPU: user {:.0}%, sys {:.0}%; runnable but waiting for its CPU {:.1}% of the time), its CPU set {:.2} µs/packet ({:.0}% busy, {:.0}% softirq, {:.0}% other tasks, {:.1}% steal), RSS {:.1} MiB ({:+.0} B anonymous per session), {:.0} descriptors, {:.0} context switches/s, {:.0} packets/s",
+                "at {} sessions: engine {:.2} µs/packet ({:.0}% CPU: user {:.0}%, sys {:.0}%; runnable but waiting for its CPU {:.1}% of the time), RSS {:.1} MiB ({:+.0} B anonymous per session), {:.0} descriptors, {:.0} context switches/s, {:.0} packets/s",
                 run.clients,
                 m("server_us_per_packet"),
                 m("server_cpu_pct"),
                 m("server_user_pct"),
                 m("server_sys_pct"),
                 m("server_runqueue_wait_pct"),
-                m("cpuset_us_per_packet"),
-                m("cpuset_busy_pct"),
-                m("cpuset_softirq_pct"),
-                m("cpuset_other_pct"),
-                m("cpuset_steal_pct"),
                 m("rss_peak_kib") / 1024.0,
                 m("rss_anon_per_session_bytes"),
                 m("fds_peak"),
