@@ -3,8 +3,8 @@
 //! top of `rtcp-types`: bytes and times in, bytes and statistics out.
 
 use rtcp_types::{
-    Bye, Compound, Packet, ReportBlock, RtcpPacketWriterExt, SdesBuilder, SdesChunk, SdesItem,
-    SenderReport,
+    Bye, Compound, CompoundBuilder, Packet, ReportBlock, RtcpPacketWriterExt, SdesBuilder,
+    SdesChunk, SdesItem, SenderReport,
 };
 
 /// The CNAME every Cadence stream announces (RFC 3550 §6.5.1).
@@ -39,28 +39,25 @@ pub struct SenderInfo {
 /// Writes a compound SR + SDES(CNAME) packet into `buf`; returns its length
 /// in bytes, or `None` when `buf` is too small (80 bytes always suffice).
 pub fn write_sender_report(info: &SenderInfo, buf: &mut [u8]) -> Option<usize> {
-    Compound::builder()
-        .add_packet(
-            SenderReport::builder(info.ssrc)
-                .ntp_timestamp(info.ntp)
-                .rtp_timestamp(info.rtp_time)
-                .packet_count(info.packets)
-                .octet_count(info.octets),
-        )
-        .add_packet(sdes(info.ssrc))
-        .write_into(buf)
-        .ok()
-}
-
-fn sdes(ssrc: u32) -> SdesBuilder<'static> {
-    SdesBuilder::default()
-        .add_chunk(SdesChunk::builder(ssrc).add_item(SdesItem::builder(SdesItem::CNAME, CNAME)))
+    report(info).write_into(buf).ok()
 }
 
 /// Writes a compound SR + SDES + BYE packet for `info` into `buf` (RFC 3550
 /// §6.6: a BYE is sent in a compound packet); returns its length in bytes, or
 /// `None` when `buf` is too small (96 bytes always suffice).
 pub fn write_bye(info: &SenderInfo, buf: &mut [u8]) -> Option<usize> {
+    report(info)
+        .add_packet(Bye::builder().add_source(info.ssrc))
+        .write_into(buf)
+        .ok()
+}
+
+/// The SR + SDES(CNAME) part every compound packet we send starts with
+/// (RFC 3550 §6.1).
+fn report(info: &SenderInfo) -> CompoundBuilder<'static> {
+    let sdes = SdesBuilder::default().add_chunk(
+        SdesChunk::builder(info.ssrc).add_item(SdesItem::builder(SdesItem::CNAME, CNAME)),
+    );
     Compound::builder()
         .add_packet(
             SenderReport::builder(info.ssrc)
@@ -69,10 +66,7 @@ pub fn write_bye(info: &SenderInfo, buf: &mut [u8]) -> Option<usize> {
                 .packet_count(info.packets)
                 .octet_count(info.octets),
         )
-        .add_packet(sdes(info.ssrc))
-        .add_packet(Bye::builder().add_source(info.ssrc))
-        .write_into(buf)
-        .ok()
+        .add_packet(sdes)
 }
 
 /// One report block of a client's receiver report, about one of our SSRCs.
