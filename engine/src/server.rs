@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::shard::{CompileJob, Shard, ShardMsg, ShardSockets};
+use crate::shard::mailbox::mailbox;
+use crate::shard::{CompileJob, Shard, ShardHandle, ShardMsg, ShardSockets};
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +63,16 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<(), ServerError> {
         .first()
         .and_then(|s| s.listen_addr())
         .unwrap_or(config.shard.listen);
-    let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel::<ShardMsg>()).unzip();
+    let mut txs = Vec::with_capacity(n);
+    let mut rxs = Vec::with_capacity(n);
+    for index in 0..n {
+        let (tx, rx) = mailbox().map_err(|e| ServerError::Shard {
+            index,
+            message: format!("cannot create the shard's eventfd: {e}"),
+        })?;
+        txs.push(tx);
+        rxs.push(rx);
+    }
     let compiler =
         spawn_compiler(catalog.clone(), txs.clone()).map_err(|e| ServerError::Shard {
             index: 0,
@@ -152,7 +162,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<(), ServerError> {
 /// (the catalog's cell makes the second caller wait for the first).
 fn spawn_compiler(
     catalog: Arc<Catalog>,
-    shards: Vec<mpsc::Sender<ShardMsg>>,
+    shards: Vec<ShardHandle>,
 ) -> std::io::Result<mpsc::Sender<CompileJob>> {
     let (tx, rx) = mpsc::channel::<CompileJob>();
     std::thread::Builder::new()

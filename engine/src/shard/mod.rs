@@ -9,6 +9,7 @@
 
 pub mod bufring;
 pub mod conn;
+pub mod mailbox;
 pub mod net;
 pub mod ops;
 pub mod slots;
@@ -17,7 +18,7 @@ mod stats;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,7 @@ use crate::rtsp::framing::{self, Input};
 use crate::rtsp::{Controller, ControllerConfig, Effect, RequestCtx};
 use crate::session::{ConnId, Session, TrackTransport};
 use conn::{Conn, WriteItem};
+pub use mailbox::ShardHandle;
 use ops::Op;
 use slots::{segment_iovecs, SlotPool};
 pub use stats::ShardStats;
@@ -259,8 +261,8 @@ pub struct Shard {
     #[allow(clippy::vec_box)]
     rtcp_recv: Vec<Box<RtcpRecv>>,
     cqes: Vec<(u64, i32, u32)>,
-    rx: Receiver<ShardMsg>,
-    peers: Vec<Sender<ShardMsg>>,
+    mailbox: mailbox::Mailbox,
+    peers: Vec<ShardHandle>,
     compiler: Sender<CompileJob>,
     parked: Vec<Parked>,
     compiling: Vec<String>,
@@ -291,8 +293,8 @@ impl Shard {
         config: ShardConfig,
         sockets: ShardSockets,
         catalog: Arc<Catalog>,
-        rx: Receiver<ShardMsg>,
-        peers: Vec<Sender<ShardMsg>>,
+        mailbox: mailbox::Mailbox,
+        peers: Vec<ShardHandle>,
         compiler: Sender<CompileJob>,
         shutdown: Arc<AtomicBool>,
         epoch: Instant,
@@ -328,7 +330,7 @@ impl Shard {
             dirty: Vec::with_capacity(256),
             rtcp_recv,
             cqes: Vec::with_capacity(4096),
-            rx,
+            mailbox,
             peers,
             compiler,
             parked: Vec::new(),
@@ -351,6 +353,15 @@ impl Shard {
                 tracing::warn!(shard = self.index, error = %e, "io_uring submit failed");
             }
         }
+    }
+
+    fn arm_wake(&mut self) {
+        let fd = self.mailbox.wake.as_raw_fd();
+        let buf = &mut *self.mailbox.counter as *mut u64 as *mut u8;
+        let e = opcode::Read::new(types::Fd(fd), buf, 8)
+            .build()
+            .user_data(Op::Wake.encode());
+        self.push(e);
     }
 
     fn arm_accept(&mut self) {
@@ -393,6 +404,7 @@ impl Shard {
     /// every session and returns.
     pub fn run(mut self) {
         self.arm_accept();
+        self.arm_wake();
         for i in 0..self.rtcp_recv.len() {
             self.arm_rtcp_recv(i);
         }
@@ -420,11 +432,19 @@ impl Shard {
                     .log(self.index, self.controller.sessions.len(), 10);
                 next_report = now + 10_000_000;
             }
-            // Sleep until the next tick boundary (or a completion).
+            // Sleep until the next tick boundary while sessions play; an idle
+            // shard sleeps until its next housekeeping. Completions (requests,
+            // RTCP) and messages (eventfd) wake it earlier.
             let tick = self.config.tick_us.max(1);
             let after = now_us(self.epoch);
-            let wait = tick - (after % tick);
-            let ts = types::Timespec::new().nsec((wait * 1000) as u32);
+            let wait = if self.pacer.scheduled() > 0 || !self.dirty.is_empty() {
+                tick - (after % tick)
+            } else {
+                next_housekeeping.saturating_sub(after).clamp(1, 100_000)
+            };
+            let ts = types::Timespec::new()
+                .sec(wait / 1_000_000)
+                .nsec(((wait % 1_000_000) * 1000) as u32);
             let args = types::SubmitArgs::new().timespec(&ts);
             self.stats.loops += 1;
             let entered = now_us(self.epoch);
@@ -465,6 +485,12 @@ impl Shard {
                 Some(Op::Recv(i, g)) => self.on_recv(i as usize, g, res, flags, now),
                 Some(Op::Write(i, g)) => self.on_write(i as usize, g, res),
                 Some(Op::RtcpRecv(i)) => self.on_rtcp(i as usize, res, now),
+                Some(Op::Wake) => {
+                    // Messages are drained every iteration; just re-arm.
+                    if !self.shutdown.load(Ordering::Relaxed) {
+                        self.arm_wake();
+                    }
+                }
                 Some(Op::Cancel) | None => {}
             }
         }
@@ -894,7 +920,7 @@ impl Shard {
     }
 
     fn drain_messages(&mut self, now: u64) {
-        while let Ok(msg) = self.rx.try_recv() {
+        while let Ok(msg) = self.mailbox.rx.try_recv() {
             match msg {
                 ShardMsg::Request {
                     from,

@@ -16,6 +16,8 @@ pub enum Op {
     RtcpRecv(u32),
     /// A cancel request; its own completion is ignored.
     Cancel,
+    /// The READ on the shard's wake-up eventfd.
+    Wake,
 }
 
 const ACCEPT: u64 = 1;
@@ -24,6 +26,7 @@ const WRITE: u64 = 3;
 const SLOT: u64 = 4;
 const RTCP_RECV: u64 = 5;
 const CANCEL: u64 = 6;
+const WAKE: u64 = 7;
 
 impl Op {
     /// Encodes into a `user_data` value.
@@ -35,6 +38,7 @@ impl Op {
             Op::Slot(i) => (SLOT, i, 0),
             Op::RtcpRecv(i) => (RTCP_RECV, i, 0),
             Op::Cancel => (CANCEL, 0, 0),
+            Op::Wake => (WAKE, 0, 0),
         };
         (tag << 56) | ((u64::from(index) & 0xff_ffff) << 32) | u64::from(generation)
     }
@@ -50,6 +54,7 @@ impl Op {
             SLOT => Op::Slot(index),
             RTCP_RECV => Op::RtcpRecv(index),
             CANCEL => Op::Cancel,
+            WAKE => Op::Wake,
             _ => return None,
         })
     }
@@ -68,6 +73,7 @@ mod tests {
             Op::Slot(123),
             Op::RtcpRecv(63),
             Op::Cancel,
+            Op::Wake,
         ] {
             assert_eq!(Op::decode(op.encode()), Some(op));
         }
