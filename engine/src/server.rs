@@ -171,7 +171,7 @@ fn spawn_compiler(
             for job in rx {
                 let _ = catalog.get(&job.path);
                 if let Some(shard) = shards.get(job.shard) {
-                    let _ = shard.send(ShardMsg::Compiled(job.path));
+                    shard.send(ShardMsg::Compiled(job.path));
                 }
             }
         })?;

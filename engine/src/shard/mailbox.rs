@@ -50,9 +50,11 @@ pub fn mailbox() -> io::Result<(ShardHandle, Mailbox)> {
 }
 
 impl ShardHandle {
-    /// Sends `msg` and wakes the shard. Errors when the shard has stopped.
-    pub fn send(&self, msg: ShardMsg) -> Result<(), ()> {
-        self.tx.send(msg).map_err(|_| ())?;
+    /// Sends `msg` and wakes the shard. False when the shard has stopped.
+    pub fn send(&self, msg: ShardMsg) -> bool {
+        if self.tx.send(msg).is_err() {
+            return false;
+        }
         let one: u64 = 1;
         // SAFETY: writing 8 bytes from a local to our eventfd; a full counter
         // (EAGAIN) still leaves the shard awake, so the result is ignored.
@@ -63,6 +65,6 @@ impl ShardHandle {
                 8,
             )
         };
-        Ok(())
+        true
     }
 }

@@ -662,7 +662,7 @@ impl Shard {
                     local: ctx.local,
                     request: Box::new(req),
                 };
-                if tx.send(msg).is_ok() {
+                if tx.send(msg) {
                     self.stats.forwarded += 1;
                     return;
                 }
@@ -775,7 +775,7 @@ impl Shard {
         match reply_to {
             Some(shard) if shard != self.index => {
                 if let Some(tx) = self.peers.get(shard) {
-                    let _ = tx.send(ShardMsg::Response { conn, bytes, close });
+                    tx.send(ShardMsg::Response { conn, bytes, close });
                 }
             }
             _ => self.write_to_conn(conn, bytes, close),
