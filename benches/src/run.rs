@@ -613,7 +613,7 @@ impl Runner<'_> {
         run.samples = samples;
         run.loadtool = report;
         log(format!(
-            "  {} x{clients}: {} | loss {:.4}% | p99 {:.0} µs | server CPU {:.0}% ({:.2} µs/packet; waiting for its CPU {:.1}% of the time) | RSS anon +{:.0} B/session{}",
+            "  {} x{clients}: {} | loss {:.4}% | p99 {:.0} µs | server CPU {:.0}% ({:.2} µs/packet; run-queue wait {:.1}%) | RSS anon +{:.0} B/session{}",
             server.name(),
             if run.passed { "PASS" } else { "FAIL" },
             metric(&run.metrics, "loss_pct"),
@@ -933,7 +933,7 @@ fn notes(s: &Scenario, r: &ScenarioResult) -> Vec<String> {
     for run in r.runs.iter().filter(|x| !x.passed) {
         let m = &run.metrics;
         out.push(format!(
-            "{} x{} failed: {}. Server CPU {:.0}% (user {:.0}%, sys {:.0}%), {:.2} µs/packet; runnable but waiting for its CPU {:.1}% of the time; load tool {:.2} µs/packet; rcvbuf errors {:.0}",
+            "{} x{} failed: {}. Server CPU {:.0}% (user {:.0}%, sys {:.0}%), {:.2} µs/packet; run-queue wait {:.1}% (other tasks held its CPU); load tool {:.2} µs/packet; rcvbuf errors {:.0}",
             run.server,
             run.clients,
             run.reasons.join("; "),

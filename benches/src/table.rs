@@ -100,9 +100,9 @@ pub fn table(dir_name: &str, results: &[ScenarioResult]) -> String {
         );
         let _ = writeln!(
             out,
-            "| Server | Sessions | Result | Loss | p99 lateness | Engine CPU | µs/packet | × floor | RSS/session |"
+            "| Server | Sessions | Result | Loss | p99 lateness | Server CPU | µs/packet | × floor | RSS/session | Run-queue wait |"
         );
-        let _ = writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
         let floor = r.floor.as_ref().map(|f| f.us_per_packet).unwrap_or(0.0);
         for run in &r.runs {
             let g = |k: &str| run.metrics.get(k).copied().unwrap_or(f64::NAN);
@@ -113,7 +113,7 @@ pub fn table(dir_name: &str, results: &[ScenarioResult]) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.4}% | {:.2} ms | {:.0}% | {:.2} | {} | {:.0} B |",
+                "| {} | {} | {} | {:.4}% | {:.2} ms | {:.0}% | {:.2} | {} | {:.0} B | {:.1}% |",
                 run.server,
                 run.clients,
                 if run.passed {
@@ -127,10 +127,15 @@ pub fn table(dir_name: &str, results: &[ScenarioResult]) -> String {
                 g("server_us_per_packet"),
                 ratio,
                 g("rss_anon_per_session_bytes"),
+                g("server_runqueue_wait_pct"),
             );
         }
     }
-    let _ = writeln!(out, "\nDetails:\n");
+    let _ = writeln!(
+        out,
+        "\nRun-queue wait: share of the window the server's threads were runnable but another task held the CPU \
+         (summed over threads); above a few percent the machine was busy with other work and lateness figures suffer.\n\nDetails:\n"
+    );
     for r in results.iter().filter(|r| r.skipped.is_none()) {
         let g = |k: &str| r.summary.get(k).copied();
         let mut parts = Vec::new();
