@@ -85,7 +85,7 @@ pub struct FileConfig {
     pub hint_cache: Option<PathBuf>,
     /// UDP send slots per shard (packets in flight) [default: 8192].
     pub send_slots: Option<usize>,
-    /// Pacer tick in µs, 100..=1000 [default: 1000].
+    /// Pacer tick in µs, 100..=1000 [default: 500].
     pub tick_us: Option<u64>,
 }
 

@@ -141,6 +141,9 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<(), ServerError> {
         }
         return Err(e);
     }
+    for warning in crate::check_system::startup_warnings(config) {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         shards = n,
         cpus = ?pinned,

@@ -111,6 +111,7 @@ pub struct Controller {
     by_id: HashMap<SessionId, usize>,
     by_ssrc: HashMap<u32, (usize, usize)>,
     rng: StdRng,
+    admitting: bool,
 }
 
 impl Controller {
@@ -124,7 +125,21 @@ impl Controller {
             by_id: HashMap::new(),
             by_ssrc: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
+            admitting: true,
         }
+    }
+
+    /// Whether new sessions are accepted (see [`Controller::set_admitting`]).
+    pub fn admitting(&self) -> bool {
+        self.admitting
+    }
+
+    /// Accepts (true) or refuses (false) new sessions: a SETUP that would
+    /// create a session gets 453 Not Enough Bandwidth while the shard cannot
+    /// keep its sessions on time (RFC 2326 §11.3.5). Existing sessions are
+    /// unaffected.
+    pub fn set_admitting(&mut self, admitting: bool) {
+        self.admitting = admitting;
     }
 
     /// The settings.
@@ -329,6 +344,12 @@ impl Controller {
 
         let key = match existing {
             Some(key) => key,
+            None if !self.admitting => {
+                return Err(Fail(
+                    StatusCode::NotEnoughBandwidth,
+                    "shard is behind; refusing new sessions".into(),
+                ))
+            }
             None => self.new_session(ctx, &target.path, file.clone()),
         };
         let index = self.sessions[key].tracks.len();

@@ -340,3 +340,34 @@ fn interleaved_setup_and_teardown() {
     assert!(matches!(r.effects.as_slice(), [Effect::Teardown(_)]));
     assert!(c.sessions.is_empty());
 }
+
+#[test]
+fn a_shard_that_is_behind_refuses_new_sessions_only() {
+    let mut c = controller(0);
+    let id = setup_both(&mut c, 0);
+    c.set_admitting(false);
+    let r = c.handle(
+        &ctx(0),
+        &req(
+            Method::Setup,
+            &format!("{BASE}/trackID=3"),
+            7,
+            &[("Transport", "RTP/AVP;unicast;client_port=5004-5005")],
+        ),
+    );
+    assert_eq!(r.response.status(), StatusCode::NotEnoughBandwidth);
+    // The existing session still plays.
+    let r = c.handle(&ctx(0), &req(Method::Play, BASE, 8, &[("Session", &id)]));
+    assert_eq!(r.response.status(), StatusCode::Ok);
+    c.set_admitting(true);
+    let r = c.handle(
+        &ctx(0),
+        &req(
+            Method::Setup,
+            &format!("{BASE}/trackID=3"),
+            9,
+            &[("Transport", "RTP/AVP;unicast;client_port=5004-5005")],
+        ),
+    );
+    assert_eq!(r.response.status(), StatusCode::Ok);
+}
