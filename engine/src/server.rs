@@ -50,19 +50,22 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<(), ServerError> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let n = config.cores;
     // Bind everything first so that errors surface before any thread starts.
+    // The listen address must be ours alone; port 0 becomes one port for all.
+    let listen = crate::shard::net::claim_tcp_address(config.shard.listen).map_err(|e| {
+        ServerError::Shard {
+            index: 0,
+            message: format!("cannot listen on {}: {e}", config.shard.listen),
+        }
+    })?;
     let mut sockets = Vec::with_capacity(n);
     for index in 0..n {
         sockets.push(
-            ShardSockets::bind(index, &config.shard).map_err(|e| ServerError::Shard {
+            ShardSockets::bind(index, listen, &config.shard).map_err(|e| ServerError::Shard {
                 index,
                 message: e.to_string(),
             })?,
         );
     }
-    let listen = sockets
-        .first()
-        .and_then(|s| s.listen_addr())
-        .unwrap_or(config.shard.listen);
     let mut txs = Vec::with_capacity(n);
     let mut rxs = Vec::with_capacity(n);
     for index in 0..n {

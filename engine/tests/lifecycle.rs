@@ -374,3 +374,32 @@ fn tcp_client_that_stops_reading_is_dropped_without_slowing_others() {
         server.log_tail(30)
     );
 }
+
+#[test]
+fn a_second_server_cannot_share_the_rtsp_port() {
+    let server = fixture_server(&["--cores", "2"]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cadence"))
+        .args([
+            "--cores",
+            "1",
+            "--listen",
+            &server.addr().to_string(),
+            "--udp-port-base",
+            "0",
+        ])
+        .arg("--media")
+        .arg(media::repo_root().join("media"))
+        .output()
+        .expect("run a second cadence");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "second server started on a taken port: {stderr}"
+    );
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    // The first server still answers every connection.
+    for _ in 0..20 {
+        let mut c = RtspConn::connect(server.addr());
+        assert_eq!(c.request(Method::Options, "*", &[]).status, 200);
+    }
+}

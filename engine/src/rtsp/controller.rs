@@ -6,7 +6,7 @@
 //! clock, so it is tested with simulated time.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use cadence_hinting::FileSchedule;
@@ -112,7 +112,11 @@ pub struct Controller {
     by_ssrc: HashMap<u32, (usize, usize)>,
     rng: StdRng,
     admitting: bool,
+    sdp_cache: HashMap<(String, IpAddr), Vec<u8>>,
 }
+
+/// Most cached descriptions per shard; the cache starts over beyond it.
+const SDP_CACHE_ENTRIES: usize = 4096;
 
 impl Controller {
     /// A controller with no sessions; `seed` seeds SSRC, sequence, timestamp
@@ -126,6 +130,7 @@ impl Controller {
             by_ssrc: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
             admitting: true,
+            sdp_cache: HashMap::new(),
         }
     }
 
@@ -276,8 +281,7 @@ impl Controller {
             return Err(Fail(StatusCode::NotFound, "DESCRIBE of a track URL".into()));
         }
         let file = self.load(&target.path)?;
-        let sdp = sdp::describe(&file, &target.path, ctx.local.ip())
-            .map_err(|e| Fail(StatusCode::InternalServerError, e.to_string()))?;
+        let sdp = self.description(&file, &target.path, ctx.local.ip())?;
         let mut base = req
             .request_uri()
             .map(|u| u.as_str().to_string())
@@ -288,9 +292,31 @@ impl Controller {
         let mut r = Response::builder(Version::V1_0, StatusCode::Ok)
             .header(CONTENT_TYPE, "application/sdp")
             .header(CONTENT_BASE, base)
-            .build(sdp.into_bytes());
+            .build(sdp);
         r.insert_header(rtsp_types::headers::CACHE_CONTROL, "no-cache");
         Ok((r, Vec::new()))
+    }
+
+    /// The SDP of `file` served as `path` on our address `ip`, built once and
+    /// then taken from a per-shard cache (a compiled file never changes).
+    fn description(
+        &mut self,
+        file: &FileSchedule,
+        path: &str,
+        ip: IpAddr,
+    ) -> Result<Vec<u8>, Fail> {
+        let key = (path.to_string(), ip);
+        if let Some(sdp) = self.sdp_cache.get(&key) {
+            return Ok(sdp.clone());
+        }
+        let sdp = sdp::describe(file, path, ip)
+            .map_err(|e| Fail(StatusCode::InternalServerError, e.to_string()))?
+            .into_bytes();
+        if self.sdp_cache.len() >= SDP_CACHE_ENTRIES {
+            self.sdp_cache.clear();
+        }
+        self.sdp_cache.insert(key, sdp.clone());
+        Ok(sdp)
     }
 
     fn setup(&mut self, ctx: &RequestCtx, req: &Request<Vec<u8>>) -> Outcome {

@@ -185,13 +185,17 @@ pub struct ShardSockets {
 }
 
 impl ShardSockets {
-    /// Binds the listener and the UDP pair of shard `index`.
-    pub fn bind(index: usize, config: &ShardConfig) -> Result<Self, ShardError> {
-        let listener =
-            net::reuseport_listener(config.listen).map_err(|source| ShardError::Bind {
-                what: format!("RTSP listener {}", config.listen),
-                source,
-            })?;
+    /// Binds the listener (on `listen`, the address every shard shares) and
+    /// the UDP pair of shard `index`.
+    pub fn bind(
+        index: usize,
+        listen: SocketAddr,
+        config: &ShardConfig,
+    ) -> Result<Self, ShardError> {
+        let listener = net::reuseport_listener(listen).map_err(|source| ShardError::Bind {
+            what: format!("RTSP listener {listen}"),
+            source,
+        })?;
         let ip = config.listen.ip();
         let preferred = config.udp_port_base.saturating_add(2 * index as u16);
         let udp = net::udp_pair(ip, preferred, config.udp_buffer_bytes).map_err(|source| {

@@ -93,8 +93,19 @@ fn set_int(
     .map(|_| ())
 }
 
+/// Checks that no other socket (of any process) is bound to the TCP address
+/// `addr`, by binding it without SO_REUSEPORT, and returns the address actually
+/// bound (port 0 resolved). Without this, a second server run by the same user
+/// would silently join the first one's SO_REUSEPORT group and take a share of
+/// its connections. Errors: EADDRINUSE and other bind errors.
+pub fn claim_tcp_address(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let probe = std::net::TcpListener::bind(addr)?;
+    probe.local_addr()
+}
+
 /// Binds a TCP listener on `addr` with SO_REUSEADDR and SO_REUSEPORT, backlog
-/// 4096. Every shard calls this for the same address.
+/// 4096. Every shard calls this for the same address (after
+/// [`claim_tcp_address`]).
 pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     let family = if addr.is_ipv4() {
         libc::AF_INET
