@@ -99,7 +99,7 @@ impl Movie {
         for b in moov.children("moov", 0) {
             let b = b?;
             match &b.fourcc.0 {
-                b"mvhd" => mvhd = Some(parse_mvhd(b.body)?),
+                b"mvhd" => mvhd = Some(parse_time_header(b.body, "moov/mvhd")?),
                 b"trak" => tracks.push(track::parse_track(&b, tracks.len() + 1, data_len)?),
                 b"udta" => {
                     session_sdp = parse_movie_udta(&b)?;
@@ -146,8 +146,12 @@ impl Movie {
     }
 }
 
-fn parse_mvhd(body: &[u8]) -> Result<(u32, u64), HintError> {
-    let path = "moov/mvhd";
+/// Timescale and duration of a movie or media header ('mvhd', 'mdhd': ISO/IEC
+/// 14496-12 §8.2.2, §8.4.2), which share their layout up to the duration:
+/// version and flags, creation and modification times (32 or 64 bits),
+/// timescale (u32), duration (u32 or u64). `path` names the box in errors; a
+/// timescale of 0 or an unknown version is an error.
+pub(crate) fn parse_time_header(body: &[u8], path: &str) -> Result<(u32, u64), HintError> {
     let mut c = Cursor::new(body, path);
     let (version, _) = c.full_box()?;
     let (timescale, duration) = match version {

@@ -295,23 +295,7 @@ fn parse_mdia(
         match &b.fourcc.0 {
             b"mdhd" => {
                 let p = child_path(path, "mdhd");
-                let mut c = Cursor::new(b.body, &p);
-                let (version, _) = c.full_box()?;
-                let (timescale, duration) = match version {
-                    0 => {
-                        c.skip(8)?;
-                        (c.u32()?, u64::from(c.u32()?))
-                    }
-                    1 => {
-                        c.skip(16)?;
-                        (c.u32()?, c.u64()?)
-                    }
-                    v => return Err(HintError::invalid(p, format!("unknown version {v}"))),
-                };
-                if timescale == 0 {
-                    return Err(HintError::invalid(p, "timescale is 0"));
-                }
-                mdhd = Some((timescale, duration));
+                mdhd = Some(crate::mp4::parse_time_header(b.body, &p)?);
             }
             b"hdlr" => {
                 let p = child_path(path, "hdlr");
