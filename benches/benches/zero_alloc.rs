@@ -84,7 +84,7 @@ fn assert_steady_state_does_not_allocate() {
     let mut finished = 0usize;
     for _ in 0..10_000 {
         rig.tick();
-        finished += rig.pacer.finished.len();
+        finished += rig.finished();
     }
     let allocator_calls = calls() - before;
     let packets = rig.sink.packets - packets_before;

@@ -1,6 +1,6 @@
 //! Sans-IO rigs that drive the engine's hot paths without sockets, for the
-//! microbenchmarks: an RTSP client that speaks to a [`Controller`] through
-//! request bytes, and a pacer loop over N playing sessions whose packets go to
+//! microbenchmarks: an RTSP client that speaks to a shard's [`Endpoint`]
+//! through request bytes, and a pacer loop over N playing sessions whose packets go to
 //! a [`SlotSink`] that builds the same `msghdr` + iovecs the shard submits.
 
 use std::net::SocketAddr;
@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use cadence_engine::catalog::Catalog;
-use cadence_engine::pacer::{OutPacket, Pacer, PacketSink};
+use cadence_engine::catalog::{Catalog, FsCatalog};
+use cadence_engine::endpoint::{request_ctx, Dispatch, Endpoint, EndpointConfig};
+use cadence_engine::pacer::{OutPacket, PacketSink};
+use cadence_engine::pipeline::Pipeline;
 use cadence_engine::rtsp::framing::{self, Input};
-use cadence_engine::rtsp::{Controller, ControllerConfig, Effect, RequestCtx};
-use cadence_engine::session::{ConnId, SessionState, TrackTransport};
+use cadence_engine::session::{ConnId, SessionId, TrackTransport};
 use cadence_engine::shard::slots::{segment_iovecs, SlotPool};
 use rtsp_types::Response;
 
@@ -71,10 +72,11 @@ impl PacketSink for SlotSink {
 }
 
 /// Builds request bytes, feeds them through [`framing::next`] and
-/// [`Controller::handle`], and serializes the response, as a shard does.
+/// [`Endpoint::handle`] (the whole request pipeline), and serializes the
+/// response, as a shard does.
 pub struct RtspRig {
-    /// The controller under test (its `sessions` slab is public).
-    pub controller: Controller,
+    /// The endpoint under test.
+    pub endpoint: Endpoint,
     /// URL of the file (`rtsp://127.0.0.1:8554/<file>`).
     pub base: String,
     /// `a=control:` values of the file's tracks, in SDP order.
@@ -89,8 +91,6 @@ pub struct Exchange {
     pub status: u16,
     /// Session ID from the `Session` header, when present.
     pub session: Option<String>,
-    /// Slab keys the controller asked to put on the pacer.
-    pub scheduled: Vec<usize>,
     /// Response size, bytes.
     pub response_bytes: usize,
 }
@@ -99,19 +99,29 @@ impl RtspRig {
     /// A controller of shard 0 over the catalog of `media`, for file `file`.
     /// Errors when the folder cannot be scanned or DESCRIBE of `file` fails.
     pub fn new(media: &Path, file: &str) -> Result<Self> {
+        Self::with_tick(media, file, 500)
+    }
+
+    /// As [`RtspRig::new`], with a pacer tick of `tick_us`.
+    pub fn with_tick(media: &Path, file: &str, tick_us: u64) -> Result<Self> {
         let catalog =
-            Arc::new(Catalog::scan(media).with_context(|| format!("scan {}", media.display()))?);
-        let controller = Controller::new(
-            ControllerConfig {
-                shard: 0,
+            FsCatalog::scan(media).with_context(|| format!("scan {}", media.display()))?;
+        catalog
+            .compile(file)
+            .map_err(|e| anyhow!("compile {file}: {e}"))?;
+        let endpoint = Endpoint::new(
+            EndpointConfig {
                 session_timeout_s: 3600,
-                server_rtp_port: 6970,
+                tick_us,
+                ..EndpointConfig::default()
             },
-            catalog,
+            Arc::new(catalog),
+            Pipeline::new(),
             42,
+            0,
         );
         let mut rig = RtspRig {
-            controller,
+            endpoint,
             base: format!("rtsp://127.0.0.1:8554/{file}"),
             controls: Vec::new(),
             cseq: 0,
@@ -197,37 +207,31 @@ impl RtspRig {
         let Some((Input::Request(req), _)) = framing::next(bytes) else {
             bail!("request bytes did not parse");
         };
-        let ctx = RequestCtx {
-            conn: ConnId {
+        let ctx = request_ctx(
+            ConnId {
                 index: 1,
                 generation: 1,
             },
-            peer: SocketAddr::from(([127, 0, 0, 1], client_port)),
-            local: SocketAddr::from(([127, 0, 0, 1], 8554)),
+            SocketAddr::from(([127, 0, 0, 1], client_port)),
+            SocketAddr::from(([127, 0, 0, 1], 8554)),
             now_us,
-            forwarded: false,
+            now_us,
+            false,
+        );
+        let response = match self.endpoint.handle(&ctx, req) {
+            Dispatch::Respond { response, .. } => response,
+            other => bail!("request not answered: {other:?}"),
         };
-        let reply = self.controller.handle(&ctx, &req);
         self.out.clear();
-        reply
-            .response
+        response
             .write(&mut self.out)
             .map_err(|e| anyhow!("serialize response: {e}"))?;
-        let session = session_of(&reply.response);
-        let scheduled = reply
-            .effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Schedule(k) => Some(*k),
-                _ => None,
-            })
-            .collect();
-        let body = String::from_utf8_lossy(reply.response.body()).into_owned();
+        let session = session_of(&response);
+        let body = String::from_utf8_lossy(response.body()).into_owned();
         Ok((
             Exchange {
-                status: reply.response.status().into(),
+                status: response.status().into(),
                 session,
-                scheduled,
                 response_bytes: self.out.len(),
             },
             body,
@@ -255,11 +259,9 @@ impl RtspRig {
         if ex.status != 200 {
             bail!("PLAY answered {}", ex.status);
         }
-        let key = ex
-            .scheduled
-            .first()
-            .copied()
-            .ok_or_else(|| anyhow!("PLAY scheduled nothing"))?;
+        let key = SessionId::parse(&session)
+            .and_then(|id| self.endpoint.controller().key_of(id))
+            .ok_or_else(|| anyhow!("PLAY left no session"))?;
         Ok((session, key))
     }
 }
@@ -275,14 +277,12 @@ fn session_of(r: &Response<Vec<u8>>) -> Option<String> {
     })
 }
 
-/// N playing UDP sessions of one file on a [`Pacer`], advanced one pacer tick
+/// N playing UDP sessions of one file on an endpoint's pacer, advanced one pacer tick
 /// at a time in simulated time. Session starts are spread evenly over one
 /// second so every tick carries the same load, as in a server at steady state.
 pub struct PacerRig {
-    /// The RTSP side that created the sessions.
+    /// The RTSP side that created the sessions (its endpoint paces them).
     pub rtsp: RtspRig,
-    /// The pacer under test.
-    pub pacer: Pacer,
     /// Where packets go.
     pub sink: SlotSink,
     /// Shard clock, µs.
@@ -295,21 +295,16 @@ pub struct PacerRig {
 impl PacerRig {
     /// `n` sessions of `file` in `media`, on a pacer with `tick_us` ticks.
     pub fn new(media: &Path, file: &str, n: usize, tick_us: u64) -> Result<Self> {
-        let mut rtsp = RtspRig::new(media, file)?;
-        let mut pacer = Pacer::new(0, tick_us);
+        let mut rtsp = RtspRig::with_tick(media, file, tick_us)?;
         let mut sessions = Vec::with_capacity(n);
         for i in 0..n {
             let start = (i as u64 * 1_000_000) / n.max(1) as u64;
             let port = 10_000 + 4 * (i % 10_000) as u16;
             let (id, key) = rtsp.play_session(start, port)?;
-            if let Some(s) = rtsp.controller.sessions.get(key) {
-                pacer.schedule(key, s);
-            }
             sessions.push((id, key));
         }
         Ok(PacerRig {
             rtsp,
-            pacer,
             sink: SlotSink::new(8192),
             now_us: 1_000_000,
             tick_us,
@@ -326,11 +321,12 @@ impl PacerRig {
     /// emitted. Does not restart finished sessions (see [`PacerRig::replay_finished`]).
     pub fn tick(&mut self) -> u64 {
         self.now_us += self.tick_us;
-        let stats = self.pacer.tick(
-            self.now_us,
-            &mut self.rtsp.controller.sessions,
-            &mut self.sink,
-        );
+        let stats = self
+            .rtsp
+            .endpoint
+            .tick(self.now_us, self.now_us, &mut self.sink);
+        // The BYEs of finished sessions would go out here; drop them.
+        self.rtsp.endpoint.drain_rtcp(|_| {});
         stats.packets
     }
 
@@ -338,25 +334,23 @@ impl PacerRig {
     /// tick (as a client that PLAYs again would; this allocates, since it goes
     /// through the RTSP controller).
     pub fn replay_finished(&mut self) -> Result<()> {
-        let finished: Vec<usize> = self.pacer.finished.clone();
+        let finished: Vec<usize> = self.rtsp.endpoint.pacer().finished.clone();
         for key in finished {
-            let Some(s) = self.rtsp.controller.sessions.get_mut(key) else {
+            let Some(s) = self.rtsp.endpoint.controller().session(key) else {
                 continue;
             };
-            // What the shard does at the end of a PLAY range.
-            s.state = SessionState::Ready;
-            s.clock = None;
-            s.epoch = s.epoch.wrapping_add(1);
-            let id = s.id.to_string();
+            let id = s.id().to_string();
             let p = self.rtsp.session_request_bytes("PLAY", &id);
             let ex = self.rtsp.exchange(&p, self.now_us, 10_000)?;
             if ex.status != 200 {
                 bail!("re-PLAY answered {}", ex.status);
             }
-            if let Some(s) = self.rtsp.controller.sessions.get(key) {
-                self.pacer.schedule(key, s);
-            }
         }
         Ok(())
+    }
+
+    /// Sessions that sent the end of their range on the last tick.
+    pub fn finished(&self) -> usize {
+        self.rtsp.endpoint.pacer().finished.len()
     }
 }

@@ -129,6 +129,25 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The defaults (no flags, no file) with `cpus` shards.
+    pub fn defaults(cpus: usize) -> Config {
+        let args = ServeArgs {
+            cores: Some(cpus.clamp(1, 255)),
+            ..ServeArgs::default()
+        };
+        match Config::resolve(&args, cpus) {
+            Ok(c) => c,
+            // Unreachable: the defaults are valid.
+            Err(_) => Config {
+                cores: 1,
+                media: PathBuf::from("media"),
+                log_level: "info".into(),
+                hint_cache: None,
+                shard: ShardConfig::default(),
+            },
+        }
+    }
+
     /// Resolves flags over the config file over defaults. `available_cpus` is
     /// the default shard count.
     pub fn resolve(args: &ServeArgs, available_cpus: usize) -> Result<Config, ConfigError> {

@@ -1,10 +1,10 @@
-//! `cadence`: the streaming server binary. See `cadence --help`.
+//! `cadence`: the streaming server binary, a thin `main` over
+//! [`cadence_engine::server::Server`]. See `cadence --help`.
 
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use cadence_engine::config::{Cli, Command, Config};
+use cadence_engine::server::Server;
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -22,18 +22,12 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Some(Command::CheckSystem) = cli.command {
         return cadence_engine::check_system::run(&config);
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
-            eprintln!("cadence: cannot install signal handler: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    match cadence_engine::server::run(&config, stop) {
+    match Server::builder(config).run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cadence: {e}");

@@ -193,7 +193,10 @@ fn idle_session_times_out() {
     let r = conn.request(Method::GetParameter, &url, &[]);
     assert_eq!(r.status, 454, "{}", r.summary());
     assert!(
-        server.log_text().contains("session timed out"),
+        server
+            .log_text()
+            .lines()
+            .any(|l| l.contains("session closed") && l.contains("reason=\"timeout\"")),
         "{}",
         server.log_tail(20)
     );

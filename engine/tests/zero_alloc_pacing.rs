@@ -8,9 +8,10 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use cadence_engine::catalog::Catalog;
-use cadence_engine::pacer::{OutPacket, Pacer, PacketSink};
-use cadence_engine::rtsp::{Controller, ControllerConfig, RequestCtx};
+use cadence_engine::catalog::FsCatalog;
+use cadence_engine::endpoint::{request_ctx, Dispatch, Endpoint, EndpointConfig};
+use cadence_engine::pacer::{OutPacket, PacketSink};
+use cadence_engine::pipeline::Pipeline;
 use cadence_engine::session::{ConnId, TrackTransport};
 use cadence_engine::shard::slots::{segment_iovecs, SlotPool};
 use rtsp_types::{headers, HeaderName, Method, Request, Version};
@@ -88,32 +89,43 @@ fn request(
     b.build(Vec::new())
 }
 
+fn respond(d: Dispatch) -> rtsp_types::Response<Vec<u8>> {
+    match d {
+        Dispatch::Respond { response, .. } => response,
+        other => panic!("expected a response: {other:?}"),
+    }
+}
+
 #[test]
 fn steady_state_pacing_does_not_allocate() {
     let media = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../media");
-    let catalog = Arc::new(Catalog::scan(&media).expect("bundled media"));
-    let mut controller = Controller::new(
-        ControllerConfig {
-            shard: 0,
-            session_timeout_s: 60,
-            server_rtp_port: 6970,
+    let catalog = FsCatalog::scan(&media).expect("bundled media");
+    use cadence_engine::catalog::Catalog;
+    catalog.compile("sample.mp4").expect("compiles");
+    let mut endpoint = Endpoint::new(
+        EndpointConfig {
+            tick_us: 1000,
+            ..EndpointConfig::default()
         },
-        catalog,
+        Arc::new(catalog),
+        Pipeline::new(),
         1,
+        0,
     );
     let base = "rtsp://127.0.0.1:8554/sample.mp4";
     let sessions = 1000;
     for i in 0..sessions {
-        let ctx = RequestCtx {
-            conn: ConnId {
+        let ctx = request_ctx(
+            ConnId {
                 index: i,
                 generation: 1,
             },
-            peer: SocketAddr::from(([127, 0, 0, 1], 20000)),
-            local: SocketAddr::from(([127, 0, 0, 1], 8554)),
-            now_us: 0,
-            forwarded: false,
-        };
+            SocketAddr::from(([127, 0, 0, 1], 20000)),
+            SocketAddr::from(([127, 0, 0, 1], 8554)),
+            0,
+            0,
+            false,
+        );
         let transport = (
             "Transport",
             format!(
@@ -122,17 +134,16 @@ fn steady_state_pacing_does_not_allocate() {
                 20001 + 2 * (i % 100)
             ),
         );
-        let r = controller.handle(
+        let r = respond(endpoint.handle(
             &ctx,
-            &request(
+            request(
                 Method::Setup,
                 &format!("{base}/trackID=3"),
                 1,
                 std::slice::from_ref(&transport),
             ),
-        );
+        ));
         let session = r
-            .response
             .header(&headers::SESSION)
             .expect("session")
             .as_str()
@@ -140,25 +151,20 @@ fn steady_state_pacing_does_not_allocate() {
             .next()
             .expect("id")
             .to_string();
-        controller.handle(
+        respond(endpoint.handle(
             &ctx,
-            &request(
+            request(
                 Method::Setup,
                 &format!("{base}/trackID=4"),
                 2,
                 &[transport, ("Session", session.clone())],
             ),
-        );
-        let r = controller.handle(
+        ));
+        let r = respond(endpoint.handle(
             &ctx,
-            &request(Method::Play, base, 3, &[("Session", session)]),
-        );
-        assert_eq!(r.response.status(), rtsp_types::StatusCode::Ok);
-    }
-    let mut pacer = Pacer::new(0, 1000);
-    let keys: Vec<usize> = controller.sessions.iter().map(|(k, _)| k).collect();
-    for k in keys {
-        pacer.schedule(k, &controller.sessions[k]);
+            request(Method::Play, base, 3, &[("Session", session)]),
+        ));
+        assert_eq!(r.status(), rtsp_types::StatusCode::Ok);
     }
     let mut sink = SlotSink {
         pool: SlotPool::new(8192, false),
@@ -168,14 +174,14 @@ fn steady_state_pacing_does_not_allocate() {
     // Warm up one simulated second (wheel slot vectors reach their size).
     let mut now = 0;
     while now < 1_000_000 {
-        pacer.tick(now, &mut controller.sessions, &mut sink);
+        endpoint.tick(now, now, &mut sink);
         now += 1000;
     }
     let before = allocations();
     let sent_before = sink.sent;
     // Then 5 simulated seconds of 1 ms ticks.
     while now < 6_000_000 {
-        pacer.tick(now, &mut controller.sessions, &mut sink);
+        endpoint.tick(now, now, &mut sink);
         now += 1000;
     }
     let allocated = allocations() - before;

@@ -95,7 +95,7 @@ impl Pacer {
     /// Puts a session (slab key) on the wheel at its next due time; no-op when
     /// it is not playing or has nothing left.
     pub fn schedule(&mut self, key: usize, session: &Session) {
-        if session.state != SessionState::Playing {
+        if session.state() != SessionState::Playing {
             return;
         }
         if let Some(due) = session.next_due_us() {
@@ -103,10 +103,21 @@ impl Pacer {
                 due,
                 Entry {
                     key: key as u32,
-                    epoch: session.epoch,
+                    epoch: session.epoch(),
                 },
             );
         }
+    }
+
+    /// Shard clock (µs) by which [`Pacer::tick`] must run next: the start of
+    /// the next wheel slot after `now_us` while sessions are scheduled, `None`
+    /// when none is.
+    pub fn next_deadline(&self, now_us: u64) -> Option<u64> {
+        if self.wheel.is_empty() {
+            return None;
+        }
+        let tick = self.wheel.tick_us();
+        Some((now_us / tick + 1) * tick)
     }
 
     /// Runs one tick at shard clock `now_us`: emits every packet due by
@@ -129,7 +140,7 @@ impl Pacer {
             let Some(s) = sessions.get_mut(key) else {
                 continue;
             };
-            if s.epoch != entry.epoch || s.state != SessionState::Playing {
+            if s.epoch() != entry.epoch || s.state() != SessionState::Playing {
                 continue;
             }
             if !full {
@@ -169,15 +180,16 @@ fn emit_session(
     sink: &mut impl PacketSink,
     stats: &mut TickStats,
 ) -> bool {
-    let Some(clock) = s.clock else { return true };
-    let file: &FileSchedule = &s.file;
+    let Some((clock, file, tracks)) = s.pacing() else {
+        return true;
+    };
     let mut hdr = [0u8; MAX_HEADER_LEN];
-    for t in s.tracks.iter_mut() {
-        let Some(sched) = file.tracks.get(t.track) else {
+    for t in tracks.iter_mut() {
+        let Some(sched) = file.tracks.get(t.track()) else {
             continue;
         };
-        while t.cursor < t.end {
-            let Some(p) = sched.packets.get(t.cursor) else {
+        while !t.done() {
+            let Some(p) = sched.packets.get(t.cursor()) else {
                 break;
             };
             let due = clock.due_us(p.send_time_us);
@@ -186,17 +198,17 @@ fn emit_session(
             }
             let Some(len) = write_header(t, p, &mut hdr) else {
                 // A packet too large for interleaved framing is skipped.
-                t.cursor += 1;
+                t.skip();
                 continue;
             };
             let out = OutPacket {
                 session: key,
-                transport: &t.transport,
+                transport: t.transport(),
                 header: &hdr[..len],
                 file,
                 track: sched,
-                track_index: t.track,
-                packet_index: t.cursor,
+                track_index: t.track(),
+                packet_index: t.cursor(),
                 packet: p,
             };
             if !sink.emit(&out) {
@@ -209,11 +221,7 @@ fn emit_session(
             stats.max_late_us = stats.max_late_us.max(late);
             stats.packets += 1;
             stats.bytes += (len + p.payload_len as usize) as u64;
-            t.cursor += 1;
-            t.next_seq = t.next_seq.wrapping_add(1);
-            t.packets_sent = t.packets_sent.wrapping_add(1);
-            t.octets_sent = t.octets_sent.wrapping_add(p.payload_len);
-            t.last_rtp_time = t.rtp_timestamp(p);
+            t.sent(p, len);
         }
     }
     true
@@ -224,7 +232,7 @@ fn write_header(
     p: &ScheduledPacket,
     hdr: &mut [u8; MAX_HEADER_LEN],
 ) -> Option<usize> {
-    let channel = match t.transport {
+    let channel = match *t.transport() {
         TrackTransport::Interleaved { rtp_channel, .. } => Some(rtp_channel),
         TrackTransport::Udp { .. } => None,
     };
@@ -232,9 +240,9 @@ fn write_header(
         &RtpFields {
             marker: p.flags.marker(),
             payload_type: p.payload_type,
-            seq: t.next_seq,
+            seq: t.next_seq(),
             timestamp: t.rtp_timestamp(p),
-            ssrc: t.ssrc,
+            ssrc: t.ssrc(),
         },
         channel,
         p.payload_len as usize,

@@ -1,9 +1,12 @@
-//! The RTSP session state machine (RFC 2326 §10 and Appendix A), sans-IO.
+//! The RTSP session state machine (RFC 2326 §10 and Appendix A), sans-IO:
+//! the handle stage of the request pipeline.
 //!
-//! [`Controller::handle`] takes one parsed request plus its context (which
-//! connection, peer address, shard clock in µs) and returns the response and
-//! the [`Effect`]s the shard must carry out. It never touches a socket or a
-//! clock, so it is tested with simulated time.
+//! [`Controller::handle`] takes one request, its [`RequestCtx`], the
+//! [`Route`] the pipeline mapped it to and the client's [`Identity`], and
+//! returns a [`Handled`]: the response to send, or a request that must wait
+//! for its file to be compiled. Session changes are reported as [`Effect`]s
+//! for the endpoint to act on (pacing, RTCP BYE, lifecycle events). It never
+//! touches a socket or a clock, so it is tested with simulated time.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,27 +17,21 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rtsp_types::headers::{NptRange, NptTime};
 use rtsp_types::headers::{
-    Range, Transports, ALLOW, CONTENT_BASE, CONTENT_TYPE, CSEQ, PUBLIC, RANGE, RTP_INFO, SERVER,
-    SESSION, TRANSPORT,
+    Range, Transports, CACHE_CONTROL, CONTENT_BASE, CONTENT_TYPE, CSEQ, PUBLIC, RANGE, REQUIRE,
+    RTP_INFO, SESSION, TRANSPORT, USER_AGENT,
 };
-use rtsp_types::{Method, Request, Response, StatusCode, Version};
+use rtsp_types::{Method, Request, StatusCode, Version};
 use slab::Slab;
 
+use super::response::{self, RtspResponse, PUBLIC_METHODS};
 use super::transport::{self, Offer};
-use super::url::{parse_target, Target};
+use super::url::url_stem;
 use crate::catalog::{Catalog, CatalogError, Lookup};
+use crate::pipeline::{CloseReason, Identity, Route};
 use crate::sdp;
 use crate::session::{
-    ConnId, PlayClock, ReceptionReport, Session, SessionId, SessionState, TrackStream,
-    TrackTransport,
+    ConnId, PlayError, Session, SessionId, SessionMeta, SessionState, TrackStream, TrackTransport,
 };
-
-/// Methods we implement, for OPTIONS' `Public` and 405's `Allow`.
-pub const PUBLIC_METHODS: &str =
-    "DESCRIBE, SETUP, TEARDOWN, PLAY, PAUSE, OPTIONS, GET_PARAMETER, SET_PARAMETER";
-
-/// Value of the `Server` header.
-pub const SERVER_NAME: &str = concat!("Cadence/", env!("CARGO_PKG_VERSION"));
 
 /// Settings of a shard's controller.
 #[derive(Debug, Clone)]
@@ -52,67 +49,107 @@ pub struct ControllerConfig {
 pub struct RequestCtx {
     /// The connection the request arrived on (on the shard that received it).
     pub conn: ConnId,
-    /// Client address of that connection.
+    /// Client address of that connection (after PROXY protocol, when used).
     pub peer: SocketAddr,
     /// Our address on that connection.
     pub local: SocketAddr,
     /// Shard clock, µs.
     pub now_us: u64,
+    /// Wall clock, µs since the Unix epoch.
+    pub unix_us: u64,
     /// True when another shard forwarded this request to us: the connection
     /// is not ours, so TCP interleaved transport cannot be set up on it.
     pub forwarded: bool,
 }
 
-/// Something the shard must do after a request.
+/// A session change the endpoint must act on, in order.
 #[derive(Debug)]
 pub enum Effect {
-    /// The session (slab key) started or resumed playing: put it on the pacer.
-    Schedule(usize),
-    /// The session was removed: send RTCP BYE on its tracks, then drop it.
-    Teardown(Box<Session>),
-    /// The request names a session of another shard: forward it there (the
-    /// response in the [`Reply`] is a placeholder and must not be sent).
-    Forward(usize),
-    /// The request needs the schedule of this catalog path, which is being
-    /// compiled off the shard: park the request (and the rest of its
-    /// connection's input) and handle it again once the file is ready (the
-    /// response is a placeholder and must not be sent).
-    Defer(String),
-    /// Close the connection after sending the response.
-    Close,
+    /// A SETUP created the session with this slab key.
+    Opened(usize),
+    /// The session started or resumed playing: put it on the pacer.
+    Playing(usize),
+    /// The session stopped playing (PAUSE).
+    Paused(usize),
+    /// The session was removed: send RTCP BYE on its tracks, report it closed.
+    Closed(Box<Session>, CloseReason),
 }
 
-/// A response and its effects.
+/// What the handle stage made of a request.
 #[derive(Debug)]
-pub struct Reply {
-    /// The response to send.
-    pub response: Response<Vec<u8>>,
-    /// Effects, in order.
-    pub effects: Vec<Effect>,
+pub enum Handled {
+    /// Send this response (then close the connection when `close`).
+    Respond {
+        /// The response, without `CSeq` and `Server` (the pipeline adds them).
+        response: RtspResponse,
+        /// Close the connection once it is written (after a 400).
+        close: bool,
+        /// Why the request was refused, for the log, when it was.
+        refusal: Option<String>,
+    },
+    /// The request needs the schedules of this catalog path, which is not
+    /// compiled yet: park it and handle it again once it is.
+    Defer(String),
 }
 
 /// A failed request: status code and a reason for the log.
 #[derive(Debug)]
 struct Fail(StatusCode, String);
 
-/// The status a [`Fail`] carries when the request must wait for its file's
-/// schedule to be compiled off the shard; never sent. The reason is the
-/// catalog path.
-const DEFER: StatusCode = StatusCode::Continue;
+/// The outcome of one method: a response, a refusal, or a wait.
+enum Outcome {
+    Ok(RtspResponse),
+    Fail(Fail),
+    Defer(String),
+}
 
-type Outcome = Result<(Response<Vec<u8>>, Vec<Effect>), Fail>;
+impl From<Fail> for Outcome {
+    fn from(f: Fail) -> Self {
+        Outcome::Fail(f)
+    }
+}
+
+/// `?` for methods: a `Fail` or a deferral ends the method.
+macro_rules! attempt {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(Stop::Fail(f)) => return Outcome::Fail(f),
+            Err(Stop::Defer(p)) => return Outcome::Defer(p),
+        }
+    };
+}
+
+enum Stop {
+    Fail(Fail),
+    Defer(String),
+}
+
+impl From<Fail> for Stop {
+    fn from(f: Fail) -> Self {
+        Stop::Fail(f)
+    }
+}
 
 /// The shard's sessions and the RTSP logic that steers them.
 pub struct Controller {
     config: ControllerConfig,
-    catalog: Arc<Catalog>,
-    /// Sessions by slab key (the pacer's handle).
-    pub sessions: Slab<Session>,
+    catalog: Arc<dyn Catalog>,
+    sessions: Slab<Session>,
     by_id: HashMap<SessionId, usize>,
     by_ssrc: HashMap<u32, (usize, usize)>,
+    by_conn: HashMap<ConnId, Vec<usize>>,
     rng: StdRng,
-    admitting: bool,
     sdp_cache: HashMap<(String, IpAddr), Vec<u8>>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("shard", &self.config.shard)
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
 }
 
 /// Most cached descriptions per shard; the cache starts over beyond it.
@@ -121,30 +158,17 @@ const SDP_CACHE_ENTRIES: usize = 4096;
 impl Controller {
     /// A controller with no sessions; `seed` seeds SSRC, sequence, timestamp
     /// and session-ID randomness.
-    pub fn new(config: ControllerConfig, catalog: Arc<Catalog>, seed: u64) -> Self {
+    pub fn new(config: ControllerConfig, catalog: Arc<dyn Catalog>, seed: u64) -> Self {
         Controller {
             config,
             catalog,
             sessions: Slab::new(),
             by_id: HashMap::new(),
             by_ssrc: HashMap::new(),
+            by_conn: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
-            admitting: true,
             sdp_cache: HashMap::new(),
         }
-    }
-
-    /// Whether new sessions are accepted (see [`Controller::set_admitting`]).
-    pub fn admitting(&self) -> bool {
-        self.admitting
-    }
-
-    /// Accepts (true) or refuses (false) new sessions: a SETUP that would
-    /// create a session gets 453 Not Enough Bandwidth while the shard cannot
-    /// keep its sessions on time (RFC 2326 §11.3.5). Existing sessions are
-    /// unaffected.
-    pub fn set_admitting(&mut self, admitting: bool) {
-        self.admitting = admitting;
     }
 
     /// The settings.
@@ -152,149 +176,219 @@ impl Controller {
         &self.config
     }
 
+    /// The catalog.
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.catalog
+    }
+
+    /// Number of sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// True when the shard has no session.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// The session with slab key `key`.
+    pub fn session(&self, key: usize) -> Option<&Session> {
+        self.sessions.get(key)
+    }
+
+    /// Every session with its slab key.
+    pub fn sessions(&self) -> impl Iterator<Item = (usize, &Session)> {
+        self.sessions.iter()
+    }
+
+    /// The sessions, for the pacer (which only advances track cursors).
+    pub(crate) fn sessions_mut(&mut self) -> &mut Slab<Session> {
+        &mut self.sessions
+    }
+
     /// Slab key of the session with public ID `id`.
     pub fn key_of(&self, id: SessionId) -> Option<usize> {
         self.by_id.get(&id).copied()
     }
 
-    /// Handles one request. Never panics on any input.
-    pub fn handle(&mut self, ctx: &RequestCtx, req: &Request<Vec<u8>>) -> Reply {
-        let cseq = req.header(&CSEQ).map(|v| v.as_str().trim().to_string());
-        let outcome = match (&cseq, req.version()) {
-            (None, _) => Err(Fail(StatusCode::BadRequest, "missing CSeq".into())),
-            (_, Version::V1_0) => self.dispatch(ctx, req),
-            (_, _) => Err(Fail(
+    /// The shard a request must be forwarded to: the owner of the session
+    /// its `Session` header names, when that is another shard and the
+    /// request was not forwarded already.
+    pub fn forward_target(&self, ctx: &RequestCtx, req: &Request<Vec<u8>>) -> Option<usize> {
+        if ctx.forwarded {
+            return None;
+        }
+        let id = crate::pipeline::session_id(req)?;
+        (id.shard() != self.config.shard).then_some(id.shard())
+    }
+
+    /// The handle stage: runs the request's method. Session changes are
+    /// appended to `effects`. Never panics on any input.
+    pub fn handle(
+        &mut self,
+        ctx: &RequestCtx,
+        req: &Request<Vec<u8>>,
+        route: &Route,
+        identity: &Identity,
+        effects: &mut Vec<Effect>,
+    ) -> Handled {
+        let outcome = if req.header(&CSEQ).is_none() {
+            Outcome::Fail(Fail(StatusCode::BadRequest, "missing CSeq".into()))
+        } else if req.version() != Version::V1_0 {
+            Outcome::Fail(Fail(
                 StatusCode::RTSPVersionNotSupported,
                 "only RTSP/1.0".into(),
-            )),
+            ))
+        } else if let Some(options) = req.header(&REQUIRE) {
+            // We implement no option tags (RFC 2326 §12.32).
+            self.touch(ctx, req);
+            let options = options.as_str().trim();
+            return Handled::Respond {
+                response: response::option_not_supported(options),
+                close: false,
+                refusal: Some(format!("unsupported Require: {options}")),
+            };
+        } else {
+            self.touch(ctx, req);
+            self.dispatch(ctx, req, route, identity, effects)
         };
-        let (mut response, effects) = match outcome {
-            Ok(ok) => ok,
-            Err(Fail(DEFER, path)) => (empty(StatusCode::Ok), vec![Effect::Defer(path)]),
-            Err(Fail(status, why)) => {
-                tracing::debug!(peer = %ctx.peer, method = ?req.method(), %status, why, "request refused");
-                let mut r = empty(status);
-                if status == StatusCode::MethodNotAllowed {
-                    r.insert_header(ALLOW, PUBLIC_METHODS);
-                }
-                let close = status == StatusCode::BadRequest;
-                (
-                    r,
-                    if close {
-                        vec![Effect::Close]
-                    } else {
-                        Vec::new()
-                    },
-                )
-            }
-        };
-        if let Some(cseq) = cseq {
-            response.insert_header(CSEQ, cseq);
+        match outcome {
+            Outcome::Ok(response) => Handled::Respond {
+                response,
+                close: false,
+                refusal: None,
+            },
+            Outcome::Defer(path) => Handled::Defer(path),
+            Outcome::Fail(Fail(status, why)) => Handled::Respond {
+                response: response::refusal(status),
+                close: status == StatusCode::BadRequest,
+                refusal: Some(why),
+            },
         }
-        response.insert_header(SERVER, SERVER_NAME);
-        Reply { response, effects }
     }
 
-    fn dispatch(&mut self, ctx: &RequestCtx, req: &Request<Vec<u8>>) -> Outcome {
-        // Requests that name a session of another shard are forwarded there.
-        if let Some(id) = self.session_header(req)? {
-            if id.shard() != self.config.shard && !ctx.forwarded {
-                return Ok((empty(StatusCode::Ok), vec![Effect::Forward(id.shard())]));
+    /// Counts the request as activity of the session it names, or (for a
+    /// request without `Session` header, such as a keep-alive OPTIONS or
+    /// GET_PARAMETER) of every session its connection created, as live555
+    /// and DSS servers do.
+    fn touch(&mut self, ctx: &RequestCtx, req: &Request<Vec<u8>>) {
+        match crate::pipeline::session_id(req) {
+            Some(id) => {
+                if let Some(&key) = self.by_id.get(&id) {
+                    self.sessions[key].touch(ctx.now_us);
+                }
             }
-            if let Some(&key) = self.by_id.get(&id) {
-                self.sessions[key].last_activity_us = ctx.now_us;
+            None if !ctx.forwarded => {
+                if let Some(keys) = self.by_conn.get(&ctx.conn) {
+                    for &key in keys {
+                        if let Some(s) = self.sessions.get_mut(key) {
+                            s.touch(ctx.now_us);
+                        }
+                    }
+                }
             }
+            None => {}
         }
+    }
+
+    fn dispatch(
+        &mut self,
+        ctx: &RequestCtx,
+        req: &Request<Vec<u8>>,
+        route: &Route,
+        identity: &Identity,
+        effects: &mut Vec<Effect>,
+    ) -> Outcome {
         match req.method() {
             Method::Options => {
-                let mut r = empty(StatusCode::Ok);
+                let mut r = response::status(StatusCode::Ok);
                 r.insert_header(PUBLIC, PUBLIC_METHODS);
-                Ok((r, Vec::new()))
+                Outcome::Ok(r)
             }
-            Method::Describe => self.describe(ctx, req),
-            Method::Setup => self.setup(ctx, req),
-            Method::Play => self.play(ctx, req),
-            Method::Pause => self.pause(ctx, req),
-            Method::Teardown => self.teardown(req),
+            Method::Describe => self.describe(ctx, req, route),
+            Method::Setup => self.setup(ctx, req, route, identity, effects),
+            Method::Play => self.play(ctx, req, route, effects),
+            Method::Pause => self.pause(ctx, req, route, effects),
+            Method::Teardown => self.teardown(req, effects),
             Method::GetParameter | Method::SetParameter => {
-                let mut r = empty(StatusCode::Ok);
-                if let Some(id) = self.session_header(req)? {
-                    self.lookup(id)?;
-                    r.insert_header(SESSION, id.to_string());
+                let mut r = response::status(StatusCode::Ok);
+                if req.header(&SESSION).is_some() {
+                    let key = attempt!(self.session_of(req));
+                    r.insert_header(SESSION, self.sessions[key].id().to_string());
                 }
-                Ok((r, Vec::new()))
+                Outcome::Ok(r)
             }
-            Method::Announce | Method::Record | Method::Redirect | Method::PlayNotify => Err(Fail(
-                StatusCode::MethodNotAllowed,
-                "server does not record or redirect".into(),
-            )),
-            Method::Extension(m) => Err(Fail(StatusCode::NotImplemented, format!("method {m}"))),
+            Method::Announce | Method::Record | Method::Redirect | Method::PlayNotify => {
+                Outcome::Fail(Fail(
+                    StatusCode::MethodNotAllowed,
+                    "server does not record or redirect".into(),
+                ))
+            }
+            Method::Extension(m) => {
+                Outcome::Fail(Fail(StatusCode::NotImplemented, format!("method {m}")))
+            }
         }
     }
 
-    /// The parsed `Session` header: `Ok(None)` when absent, 454 when it is not
-    /// one of our IDs.
-    fn session_header(&self, req: &Request<Vec<u8>>) -> Result<Option<SessionId>, Fail> {
+    /// The session the request's `Session` header names: 454 when the header
+    /// is malformed or names no session of ours, 455 when it is absent (the
+    /// client is in the Init state, RFC 2326 Appendix A.2).
+    fn session_of(&self, req: &Request<Vec<u8>>) -> Result<usize, Stop> {
         let Some(v) = req.header(&SESSION) else {
-            return Ok(None);
+            return Err(Fail(
+                StatusCode::MethodNotValidInThisState,
+                "no Session header: no SETUP yet".into(),
+            )
+            .into());
         };
         let raw = v.as_str().split(';').next().unwrap_or("").trim();
-        SessionId::parse(raw).map(Some).ok_or_else(|| {
+        let id = SessionId::parse(raw).ok_or_else(|| {
             Fail(
                 StatusCode::SessionNotFound,
                 format!("bad session id {raw:?}"),
             )
-        })
-    }
-
-    fn lookup(&self, id: SessionId) -> Result<usize, Fail> {
+        })?;
         self.by_id
             .get(&id)
             .copied()
-            .ok_or_else(|| Fail(StatusCode::SessionNotFound, format!("no session {id}")))
+            .ok_or_else(|| Fail(StatusCode::SessionNotFound, format!("no session {id}")).into())
     }
 
-    fn target(req: &Request<Vec<u8>>) -> Result<Target, Fail> {
-        let url = req
-            .request_uri()
-            .ok_or_else(|| Fail(StatusCode::BadRequest, "no request URL".into()))?;
-        parse_target(url.path()).ok_or_else(|| Fail(StatusCode::BadRequest, "bad URL path".into()))
-    }
-
-    fn load(&self, path: &str) -> Result<Arc<FileSchedule>, Fail> {
+    fn load(&self, path: &str) -> Result<Arc<FileSchedule>, Stop> {
         let ready = match self.catalog.lookup(path) {
             Lookup::Ready(result) => result,
-            Lookup::Pending => return Err(Fail(DEFER, path.to_string())),
+            Lookup::Pending => return Err(Stop::Defer(path.to_string())),
         };
-        ready.map_err(|e| match e {
-            CatalogError::NotFound(_) => Fail(StatusCode::NotFound, e.to_string()),
-            CatalogError::Unsupported { .. } => {
-                Fail(StatusCode::UnsupportedMediaType, e.to_string())
-            }
-            CatalogError::Corrupt { .. } => Fail(StatusCode::InternalServerError, e.to_string()),
+        ready.map_err(|e| {
+            Stop::Fail(match e {
+                CatalogError::NotFound(_) => Fail(StatusCode::NotFound, e.to_string()),
+                CatalogError::Unsupported { .. } => {
+                    Fail(StatusCode::UnsupportedMediaType, e.to_string())
+                }
+                CatalogError::Corrupt { .. } => {
+                    Fail(StatusCode::InternalServerError, e.to_string())
+                }
+            })
         })
     }
 
-    fn describe(&mut self, ctx: &RequestCtx, req: &Request<Vec<u8>>) -> Outcome {
-        let target = Self::target(req)?;
-        if target.track_id.is_some() {
-            return Err(Fail(StatusCode::NotFound, "DESCRIBE of a track URL".into()));
+    fn describe(&mut self, ctx: &RequestCtx, req: &Request<Vec<u8>>, route: &Route) -> Outcome {
+        if route.track_id.is_some() || route.path.is_empty() {
+            return Fail(StatusCode::NotFound, "DESCRIBE of a track URL".into()).into();
         }
-        let file = self.load(&target.path)?;
-        let sdp = self.description(&file, &target.path, ctx.local.ip())?;
-        let mut base = req
-            .request_uri()
-            .map(|u| u.as_str().to_string())
-            .unwrap_or_default();
-        if !base.ends_with('/') {
-            base.push('/');
+        let file = attempt!(self.load(&route.path));
+        let mut sdp = attempt!(self.description(&file, &route.path, ctx.local.ip()));
+        let stem = req.request_uri().map(url_stem).unwrap_or_default();
+        if !route.query.is_empty() {
+            // Absolute control URLs that carry the query: every client then
+            // sends it on SETUP and PLAY as it is (see `url::route_of`).
+            sdp = absolute_controls(&sdp, &stem, &route.query);
         }
-        let mut r = Response::builder(Version::V1_0, StatusCode::Ok)
-            .header(CONTENT_TYPE, "application/sdp")
-            .header(CONTENT_BASE, base)
-            .build(sdp);
-        r.insert_header(rtsp_types::headers::CACHE_CONTROL, "no-cache");
-        Ok((r, Vec::new()))
+        let mut r = response::status(StatusCode::Ok);
+        r.insert_header(CONTENT_TYPE, "application/sdp");
+        r.insert_header(CONTENT_BASE, format!("{stem}/"));
+        r.insert_header(CACHE_CONTROL, "no-cache");
+        Outcome::Ok(r.replace_body(sdp))
     }
 
     /// The SDP of `file` served as `path` on our address `ip`, built once and
@@ -304,7 +398,7 @@ impl Controller {
         file: &FileSchedule,
         path: &str,
         ip: IpAddr,
-    ) -> Result<Vec<u8>, Fail> {
+    ) -> Result<Vec<u8>, Stop> {
         let key = (path.to_string(), ip);
         if let Some(sdp) = self.sdp_cache.get(&key) {
             return Ok(sdp.clone());
@@ -319,162 +413,201 @@ impl Controller {
         Ok(sdp)
     }
 
-    fn setup(&mut self, ctx: &RequestCtx, req: &Request<Vec<u8>>) -> Outcome {
-        let target = Self::target(req)?;
-        let offers: Transports = req
-            .typed_header::<Transports>()
-            .map_err(|_| Fail(StatusCode::BadRequest, "malformed Transport".into()))?
-            .ok_or_else(|| Fail(StatusCode::BadRequest, "missing Transport".into()))?;
-        let offer = transport::choose(&offers).ok_or_else(|| {
-            Fail(
+    fn setup(
+        &mut self,
+        ctx: &RequestCtx,
+        req: &Request<Vec<u8>>,
+        route: &Route,
+        identity: &Identity,
+        effects: &mut Vec<Effect>,
+    ) -> Outcome {
+        let offers: Transports = match req.typed_header::<Transports>() {
+            Ok(Some(t)) => t,
+            Ok(None) => return Fail(StatusCode::BadRequest, "missing Transport".into()).into(),
+            Err(_) => return Fail(StatusCode::BadRequest, "malformed Transport".into()).into(),
+        };
+        let Some(offer) = transport::choose(&offers) else {
+            return Fail(
                 StatusCode::UnsupportedTransport,
                 "no usable transport".into(),
             )
-        })?;
+            .into();
+        };
         if ctx.forwarded && matches!(offer, Offer::Interleaved(_)) {
-            return Err(Fail(
+            return Fail(
                 StatusCode::UnsupportedTransport,
                 "TCP interleaved needs the session's own connection".into(),
-            ));
+            )
+            .into();
         }
-        let existing = match self.session_header(req)? {
-            Some(id) => Some(self.lookup(id)?),
-            None => None,
+        let existing = if req.header(&SESSION).is_some() {
+            Some(attempt!(self.session_of(req)))
+        } else {
+            None
         };
         let file = match existing {
             Some(key) => {
                 let s = &self.sessions[key];
-                if s.path != target.path {
-                    return Err(Fail(
+                if !route.path.is_empty() && s.path() != route.path {
+                    return Fail(
                         StatusCode::AggregateOperationNotAllowed,
                         "one session streams one file".into(),
-                    ));
+                    )
+                    .into();
                 }
-                if s.state == SessionState::Playing {
-                    return Err(Fail(
+                if s.state() == SessionState::Playing {
+                    return Fail(
                         StatusCode::MethodNotValidInThisState,
                         "SETUP while playing".into(),
-                    ));
+                    )
+                    .into();
                 }
-                s.file.clone()
+                s.file().clone()
             }
-            None => self.load(&target.path)?,
+            None => attempt!(self.load(&route.path)),
         };
-        let track = match target.track_id {
+        let track = match route.track_id {
             Some(id) => file.tracks.iter().position(|t| t.track_id == id),
             // A track-less URL is fine for a one-track file.
             None if file.tracks.len() == 1 => Some(0),
             None => None,
-        }
-        .ok_or_else(|| Fail(StatusCode::NotFound, "no such track".into()))?;
-
-        let key = match existing {
-            Some(key) => key,
-            None if !self.admitting => {
-                return Err(Fail(
-                    StatusCode::NotEnoughBandwidth,
-                    "shard is behind; refusing new sessions".into(),
-                ))
-            }
-            None => self.new_session(ctx, &target.path, file.clone()),
         };
-        let index = self.sessions[key].tracks.len();
-        let (transport, reply) = match offer {
+        let Some(track) = track else {
+            return Fail(StatusCode::NotFound, "no such track".into()).into();
+        };
+        // Which set-up stream this SETUP makes or replaces.
+        let (stream, count) = match existing {
+            Some(key) => {
+                let s = &self.sessions[key];
+                (s.stream_of(track), s.tracks().len())
+            }
+            None => (None, 0),
+        };
+        let index = stream.unwrap_or(count);
+        let transport = match offer {
             Offer::Udp {
                 rtp_port,
                 rtcp_port,
-            } => {
-                let rtp = SocketAddr::new(ctx.peer.ip(), rtp_port);
-                let rtcp = SocketAddr::new(ctx.peer.ip(), rtcp_port);
-                (TrackTransport::Udp { rtp, rtcp }, None)
-            }
+            } => TrackTransport::Udp {
+                rtp: SocketAddr::new(ctx.peer.ip(), rtp_port),
+                rtcp: SocketAddr::new(ctx.peer.ip(), rtcp_port),
+            },
             Offer::Interleaved(channels) => {
-                let (a, b) = channels.unwrap_or((index as u8 * 2, index as u8 * 2 + 1));
-                let t = TrackTransport::Interleaved {
+                let (a, b) = match channels.or_else(|| default_channels(index)) {
+                    Some(c) => c,
+                    None => {
+                        return Fail(
+                            StatusCode::UnsupportedTransport,
+                            "no interleaved channel left for this track".into(),
+                        )
+                        .into()
+                    }
+                };
+                let taken = existing.is_some_and(|key| {
+                    self.sessions[key].tracks().iter().enumerate().any(|(i, t)| {
+                        Some(i) != stream
+                            && matches!(t.transport(), TrackTransport::Interleaved { rtp_channel, rtcp_channel, .. }
+                                if [*rtp_channel, *rtcp_channel].iter().any(|c| *c == a || *c == b))
+                    })
+                });
+                if taken {
+                    return Fail(
+                        StatusCode::UnsupportedTransport,
+                        "interleaved channels already in use by another track".into(),
+                    )
+                    .into();
+                }
+                TrackTransport::Interleaved {
                     conn: ctx.conn,
                     rtp_channel: a,
                     rtcp_channel: b,
-                };
-                (t, Some((a, b)))
+                }
+            }
+        };
+        let key = match existing {
+            Some(key) => key,
+            None => {
+                let key = self.new_session(ctx, req, route, identity, file.clone());
+                effects.push(Effect::Opened(key));
+                key
             }
         };
         // Re-SETUP of a track replaces its transport but keeps its SSRC.
-        let ssrc = match self.sessions[key]
-            .tracks
-            .iter()
-            .position(|t| t.track == track)
-        {
+        let ssrc = match stream {
             Some(i) => {
-                self.sessions[key].tracks[i].transport = transport;
-                self.sessions[key].tracks[i].ssrc
+                let s = &mut self.sessions[key];
+                s.set_transport(i, transport);
+                s.tracks()[i].ssrc()
             }
             None => {
                 let ssrc = self.fresh_ssrc();
-                let stream = TrackStream {
-                    track,
-                    ssrc,
-                    next_seq: self.rng.gen(),
-                    ts_base: self.rng.gen(),
-                    cursor: 0,
-                    end: file.tracks[track].packets.len(),
-                    transport,
-                    packets_sent: 0,
-                    octets_sent: 0,
-                    last_rtp_time: 0,
-                    reception: ReceptionReport::default(),
-                };
+                let (seq, ts_base) = (self.rng.gen(), self.rng.gen());
+                let packets = file.tracks[track].packets.len();
                 let s = &mut self.sessions[key];
-                s.tracks.push(stream);
-                self.by_ssrc.insert(ssrc, (key, s.tracks.len() - 1));
+                let i = s.add_track(TrackStream::new(
+                    track, ssrc, seq, ts_base, packets, transport,
+                ));
+                self.by_ssrc.insert(ssrc, (key, i));
                 ssrc
             }
         };
-        let value = match (offer, reply) {
-            (
-                Offer::Udp {
-                    rtp_port,
-                    rtcp_port,
-                },
-                _,
-            ) => transport::udp_reply(
-                SocketAddr::new(ctx.peer.ip(), rtp_port),
-                rtcp_port,
+        let value = match transport {
+            TrackTransport::Udp { rtp, rtcp } => transport::udp_reply(
+                rtp,
+                rtcp.port(),
                 self.config.server_rtp_port,
                 ctx.local.ip(),
                 ssrc,
             ),
-            (_, Some((a, b))) => transport::interleaved_reply(a, b, ssrc),
-            (_, None) => transport::interleaved_reply(0, 1, ssrc),
+            TrackTransport::Interleaved {
+                rtp_channel,
+                rtcp_channel,
+                ..
+            } => transport::interleaved_reply(rtp_channel, rtcp_channel, ssrc),
         };
-        let s = &self.sessions[key];
-        let mut r = empty(StatusCode::Ok);
+        let mut r = response::status(StatusCode::Ok);
         r.insert_header(TRANSPORT, value);
-        r.insert_header(SESSION, self.session_value(s.id));
-        Ok((r, Vec::new()))
+        r.insert_header(SESSION, self.session_value(self.sessions[key].id()));
+        Outcome::Ok(r)
     }
 
-    fn new_session(&mut self, ctx: &RequestCtx, path: &str, file: Arc<FileSchedule>) -> usize {
+    fn new_session(
+        &mut self,
+        ctx: &RequestCtx,
+        req: &Request<Vec<u8>>,
+        route: &Route,
+        identity: &Identity,
+        file: Arc<FileSchedule>,
+    ) -> usize {
         let id = loop {
             let id = SessionId::new(self.config.shard, self.rng.gen());
             if !self.by_id.contains_key(&id) {
                 break id;
             }
         };
-        let key = self.sessions.insert(Session {
+        let meta = SessionMeta {
+            peer: ctx.peer,
+            local: ctx.local,
+            uri_stem: req.request_uri().map(url_stem).unwrap_or_default(),
+            uri_query: route.query.clone(),
+            user_agent: req.header(&USER_AGENT).map(|v| v.as_str().to_string()),
+            user: identity.user().map(str::to_string),
+            realm: identity.realm().map(str::to_string),
+            started_unix_us: ctx.unix_us,
+            started_us: ctx.now_us,
+        };
+        let key = self.sessions.insert(Session::new(
             id,
-            path: path.to_string(),
+            route.path.clone(),
             file,
-            tracks: Vec::with_capacity(2),
-            state: SessionState::Ready,
-            clock: None,
-            paused_npt_us: None,
-            last_activity_us: ctx.now_us,
-            next_sr_us: ctx.now_us,
-            epoch: 0,
-            conn: Some(ctx.conn),
-            bye_sent: false,
-        });
+            ctx.conn,
+            meta,
+            ctx.now_us,
+        ));
         self.by_id.insert(id, key);
+        if !ctx.forwarded {
+            self.by_conn.entry(ctx.conn).or_default().push(key);
+        }
         key
     }
 
@@ -491,186 +624,203 @@ impl Controller {
         format!("{id};timeout={}", self.config.session_timeout_s)
     }
 
-    fn session_of(&self, req: &Request<Vec<u8>>) -> Result<usize, Fail> {
-        // No Session header: the client is in the Init state, where PLAY,
-        // PAUSE and TEARDOWN are not valid (RFC 2326 Appendix A.2).
-        let id = self.session_header(req)?.ok_or_else(|| {
-            Fail(
-                StatusCode::MethodNotValidInThisState,
-                "no Session header: no SETUP yet".into(),
-            )
-        })?;
-        self.lookup(id)
-    }
-
-    /// Checks that an aggregate request names the session's file (460 for a
-    /// track URL of a multi-track session).
-    fn check_aggregate(&self, key: usize, req: &Request<Vec<u8>>) -> Result<(), Fail> {
-        let target = Self::target(req)?;
+    /// The session of an aggregate request (PLAY, PAUSE): it must name the
+    /// session's file (404) and, for a multi-track session, not one track
+    /// (460).
+    fn aggregate_session(&self, req: &Request<Vec<u8>>, route: &Route) -> Result<usize, Stop> {
+        let key = self.session_of(req)?;
         let s = &self.sessions[key];
-        if target.path != s.path && !(target.path.is_empty() && target.track_id.is_none()) {
+        if route.path != s.path() && !(route.path.is_empty() && route.track_id.is_none()) {
             return Err(Fail(
                 StatusCode::NotFound,
                 "URL does not name the session's file".into(),
-            ));
+            )
+            .into());
         }
-        if target.track_id.is_some() && s.tracks.len() > 1 {
+        if route.track_id.is_some() && s.tracks().len() > 1 {
             return Err(Fail(
                 StatusCode::OnlyAggregateOperationAllowed,
                 "per-track PLAY/PAUSE on a multi-track session".into(),
-            ));
+            )
+            .into());
         }
-        Ok(())
+        Ok(key)
     }
 
-    fn play(&mut self, ctx: &RequestCtx, req: &Request<Vec<u8>>) -> Outcome {
-        let key = self.session_of(req)?;
-        self.check_aggregate(key, req)?;
-        let range = parse_npt_range(req)?;
-        let now = ctx.now_us;
-        let s = &mut self.sessions[key];
-        if s.tracks.is_empty() {
-            return Err(Fail(
-                StatusCode::MethodNotValidInThisState,
-                "no track set up".into(),
-            ));
-        }
-        let duration = s.file.duration_us;
-        let (start_us, end_us) = match range {
-            Some((start, end)) => {
-                if start > duration || end.is_some_and(|e| e <= start) {
-                    return Err(Fail(StatusCode::InvalidRange, format!("npt {start} µs")));
-                }
-                (Some(start), end)
-            }
+    fn play(
+        &mut self,
+        ctx: &RequestCtx,
+        req: &Request<Vec<u8>>,
+        route: &Route,
+        effects: &mut Vec<Effect>,
+    ) -> Outcome {
+        let key = attempt!(self.aggregate_session(req, route));
+        let range = attempt!(parse_npt_range(req));
+        let (start, end) = match range {
+            Some((s, e)) => (Some(s), e),
             None => (None, None),
         };
-        let (start, pacing_start) = match (start_us, s.state, s.paused_npt_us) {
-            // Seek, or first PLAY: start at the sync sample at or before the
-            // requested npt.
-            (Some(t), _, _) => seek(s, t, end_us),
-            // Resume after PAUSE where the cursors stopped.
-            (None, SessionState::Ready, Some(p)) => (p, p),
-            // Already playing and no Range: keep going (RFC 2326 §10.5).
-            (None, SessionState::Playing, _) => {
-                let npt = s.clock.map(|c| c.npt_at(now)).unwrap_or(0);
-                (npt, npt)
+        let s = &mut self.sessions[key];
+        let was_playing = s.state() == SessionState::Playing;
+        let played = match s.play(ctx.now_us, start, end) {
+            Ok(p) => p,
+            Err(PlayError::NoTracks) => {
+                return Fail(
+                    StatusCode::MethodNotValidInThisState,
+                    "no track set up".into(),
+                )
+                .into()
             }
-            (None, SessionState::Ready, None) => seek(s, 0, None),
+            Err(PlayError::InvalidRange) => {
+                return Fail(
+                    StatusCode::InvalidRange,
+                    format!("npt {} µs", start.unwrap_or(0)),
+                )
+                .into()
+            }
         };
-        let was_playing = s.state == SessionState::Playing && start_us.is_none();
-        if !was_playing {
-            s.clock = Some(PlayClock {
-                npt_start_us: pacing_start,
-                wall_start_us: now,
-            });
-            s.state = SessionState::Playing;
-            s.paused_npt_us = None;
-            s.epoch = s.epoch.wrapping_add(1);
-            s.bye_sent = false;
+        if !was_playing || start.is_some() {
+            effects.push(Effect::Playing(key));
         }
-        let mut infos = Vec::with_capacity(s.tracks.len());
-        let base = req
-            .request_uri()
-            .map(|u| u.as_str().trim_end_matches('/').to_string())
-            .unwrap_or_default();
-        for t in &s.tracks {
-            let sched = &s.file.tracks[t.track];
-            let rtptime = sched
-                .packets
-                .get(t.cursor)
-                .or(sched.packets.last())
-                .map(|p| t.rtp_timestamp(p))
-                .unwrap_or(t.ts_base);
-            infos.push(format!(
-                "url={base}/trackID={};seq={};rtptime={}",
-                sched.track_id, t.next_seq, rtptime
-            ));
-        }
-        let range_value = match end_us {
-            Some(e) => format!("npt={}-{}", sdp::npt_seconds(start), sdp::npt_seconds(e)),
-            None => format!(
-                "npt={}-{}",
-                sdp::npt_seconds(start),
-                sdp::npt_seconds(duration)
-            ),
+        let stem = req.request_uri().map(url_stem).unwrap_or_default();
+        let query = if route.query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", route.query)
         };
-        let id = s.id;
-        let mut r = empty(StatusCode::Ok);
+        let file = s.file();
+        let infos: Vec<String> = s
+            .tracks()
+            .iter()
+            .map(|t| {
+                let sched = &file.tracks[t.track()];
+                let rtptime = sched
+                    .packets
+                    .get(t.cursor())
+                    .or(sched.packets.last())
+                    .map(|p| t.rtp_timestamp(p))
+                    .unwrap_or(t.ts_base());
+                format!(
+                    "url={stem}/trackID={}{query};seq={};rtptime={}",
+                    sched.track_id,
+                    t.next_seq(),
+                    rtptime
+                )
+            })
+            .collect();
+        let range_value = format!(
+            "npt={}-{}",
+            sdp::npt_seconds(played.start_us),
+            sdp::npt_seconds(played.end_us.unwrap_or(file.duration_us))
+        );
+        let id = s.id();
+        let mut r = response::status(StatusCode::Ok);
         r.insert_header(RANGE, range_value);
         r.insert_header(RTP_INFO, infos.join(","));
         r.insert_header(SESSION, self.session_value(id));
-        Ok((r, vec![Effect::Schedule(key)]))
+        Outcome::Ok(r)
     }
 
-    fn pause(&mut self, ctx: &RequestCtx, req: &Request<Vec<u8>>) -> Outcome {
-        let key = self.session_of(req)?;
-        self.check_aggregate(key, req)?;
+    fn pause(
+        &mut self,
+        ctx: &RequestCtx,
+        req: &Request<Vec<u8>>,
+        route: &Route,
+        effects: &mut Vec<Effect>,
+    ) -> Outcome {
+        let key = attempt!(self.aggregate_session(req, route));
         let s = &mut self.sessions[key];
-        if s.tracks.is_empty() {
-            return Err(Fail(
+        if s.tracks().is_empty() {
+            return Fail(
                 StatusCode::MethodNotValidInThisState,
                 "no track set up".into(),
-            ));
+            )
+            .into();
         }
-        if s.state == SessionState::Playing {
-            let npt = s.clock.map(|c| c.npt_at(ctx.now_us)).unwrap_or(0);
-            s.paused_npt_us = Some(npt);
-            s.clock = None;
-            s.state = SessionState::Ready;
-            s.epoch = s.epoch.wrapping_add(1);
+        if s.pause(ctx.now_us) {
+            effects.push(Effect::Paused(key));
         }
-        let id = s.id;
-        let mut r = empty(StatusCode::Ok);
+        let id = s.id();
+        let mut r = response::status(StatusCode::Ok);
         r.insert_header(SESSION, self.session_value(id));
-        Ok((r, Vec::new()))
+        Outcome::Ok(r)
     }
 
-    fn teardown(&mut self, req: &Request<Vec<u8>>) -> Outcome {
-        let key = self.session_of(req)?;
+    fn teardown(&mut self, req: &Request<Vec<u8>>, effects: &mut Vec<Effect>) -> Outcome {
+        let key = attempt!(self.session_of(req));
         let session = self.remove(key);
-        let mut r = empty(StatusCode::Ok);
-        r.insert_header(SESSION, session.id.to_string());
-        Ok((r, vec![Effect::Teardown(Box::new(session))]))
+        let mut r = response::status(StatusCode::Ok);
+        r.insert_header(SESSION, session.id().to_string());
+        effects.push(Effect::Closed(Box::new(session), CloseReason::Teardown));
+        Outcome::Ok(r)
     }
 
     /// Removes the session with slab key `key` and returns it.
-    pub fn remove(&mut self, key: usize) -> Session {
+    /// Panics never: an unknown key is a logic error reported by `None`.
+    pub fn take(&mut self, key: usize) -> Option<Session> {
+        if !self.sessions.contains(key) {
+            return None;
+        }
+        Some(self.remove(key))
+    }
+
+    fn remove(&mut self, key: usize) -> Session {
         let s = self.sessions.remove(key);
-        self.by_id.remove(&s.id);
-        for t in &s.tracks {
-            self.by_ssrc.remove(&t.ssrc);
+        self.by_id.remove(&s.id());
+        for t in s.tracks() {
+            self.by_ssrc.remove(&t.ssrc());
+        }
+        if let Some(keys) = self.by_conn.get_mut(&s.conn()) {
+            keys.retain(|k| *k != key);
+            if keys.is_empty() {
+                self.by_conn.remove(&s.conn());
+            }
         }
         s
     }
 
-    /// Removes and returns every session idle (no RTSP request, no RTCP) for
-    /// longer than the session timeout at shard clock `now_us`.
-    pub fn expire(&mut self, now_us: u64) -> Vec<Session> {
+    /// Removes every session idle (no RTSP request, no RTCP) for longer than
+    /// the session timeout at shard clock `now_us`, appending them to
+    /// `effects` as closed by [`CloseReason::Timeout`].
+    pub fn expire(&mut self, now_us: u64, effects: &mut Vec<Effect>) {
         let limit = self.config.session_timeout_s.saturating_mul(1_000_000);
         let idle: Vec<usize> = self
             .sessions
             .iter()
-            .filter(|(_, s)| now_us.saturating_sub(s.last_activity_us) > limit)
+            .filter(|(_, s)| now_us.saturating_sub(s.last_activity_us()) > limit)
             .map(|(k, _)| k)
             .collect();
-        idle.into_iter().map(|k| self.remove(k)).collect()
+        for k in idle {
+            let s = self.remove(k);
+            effects.push(Effect::Closed(Box::new(s), CloseReason::Timeout));
+        }
     }
 
-    /// Removes and returns the sessions whose RTP flows over connection
-    /// `conn` (TCP interleaved), after that connection closed.
-    pub fn connection_closed(&mut self, conn: ConnId) -> Vec<Session> {
-        let bound: Vec<usize> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| {
-                s.tracks.iter().any(|t| {
-                    matches!(t.transport, TrackTransport::Interleaved { conn: c, .. } if c == conn)
+    /// Removes the sessions whose RTP flows over connection `conn` (TCP
+    /// interleaved), after that connection closed, appending them to
+    /// `effects` as closed for `reason`. UDP sessions created on it stay:
+    /// their client may come back on another connection.
+    pub fn connection_closed(
+        &mut self,
+        conn: ConnId,
+        reason: CloseReason,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(keys) = self.by_conn.get(&conn).cloned() else {
+            return;
+        };
+        for key in keys {
+            let bound = self.sessions.get(key).is_some_and(|s| {
+                s.tracks().iter().any(|t| {
+                    matches!(t.transport(), TrackTransport::Interleaved { conn: c, .. } if *c == conn)
                 })
-            })
-            .map(|(k, _)| k)
-            .collect();
-        bound.into_iter().map(|k| self.remove(k)).collect()
+            });
+            if bound {
+                let s = self.remove(key);
+                effects.push(Effect::Closed(Box::new(s), reason));
+            }
+        }
+        self.by_conn.remove(&conn);
     }
 
     /// Records a client's RTCP report block about our SSRC `source`, and counts
@@ -689,13 +839,7 @@ impl Controller {
         let Some(s) = self.sessions.get_mut(key) else {
             return false;
         };
-        s.last_activity_us = now_us;
-        if let Some(t) = s.tracks.get_mut(track) {
-            t.reception.fraction_lost = fraction_lost;
-            t.reception.cumulative_lost = cumulative_lost;
-            t.reception.jitter = jitter;
-            t.reception.reports = t.reception.reports.saturating_add(1);
-        }
+        s.record_reception(track, fraction_lost, cumulative_lost, jitter, now_us);
         true
     }
 
@@ -705,94 +849,58 @@ impl Controller {
     }
 }
 
-/// Positions every track's cursor for a PLAY from npt `t_us` (to `end_us`).
-/// Decoding must start on a key frame: in the first track whose samples are
-/// not all sync samples (the video track), playback starts at the last sync
-/// sample presented at or before `t_us`; the other tracks start at that
-/// sample's presentation time. Returns `(range_start, pacing_start)`: the
-/// presentation npt reported in `Range` (µs), and the send time (µs) that the
-/// pacing clock starts from (earlier with B-frames, where a key frame is sent
-/// ahead of its presentation).
-fn seek(s: &mut Session, t_us: u64, end_us: Option<u64>) -> (u64, u64) {
-    let file = &s.file;
-    let mut range_start = t_us;
-    let mut video_cursor = None;
-    let video = s.tracks.iter().position(|t| {
-        file.tracks[t.track]
-            .packets
-            .iter()
-            .any(|p| p.flags.sample_start() && !p.flags.sync())
-    });
-    if let Some(v) = video {
-        let sched = &file.tracks[s.tracks[v].track];
-        let key = sched
-            .packets
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.flags.sync())
-            .take_while(|(_, p)| p.send_time_us <= t_us)
-            .filter(|(_, p)| sched.presentation_us(p) <= t_us)
-            .last()
-            .or_else(|| {
-                sched
-                    .packets
-                    .iter()
-                    .enumerate()
-                    .find(|(_, p)| p.flags.sync())
-            });
-        if let Some((i, p)) = key {
-            range_start = sched.presentation_us(p);
-            video_cursor = Some((v, i));
+/// Interleaved channels for the `index`-th set-up track when the client
+/// left them to us: `2i` and `2i+1`, while they fit in a byte.
+fn default_channels(index: usize) -> Option<(u8, u8)> {
+    let rtp = u8::try_from(index.checked_mul(2)?).ok()?;
+    Some((rtp, rtp.checked_add(1)?))
+}
+
+/// Rewrites the `a=control:` lines of a cached description into absolute
+/// URLs on `stem` that carry `query`.
+fn absolute_controls(sdp: &[u8], stem: &str, query: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(sdp);
+    let mut out = String::with_capacity(text.len() + 256);
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\r', '\n']);
+        match bare.strip_prefix("a=control:") {
+            Some("*") => out.push_str(&format!("a=control:{stem}?{query}\r\n")),
+            Some(track) => out.push_str(&format!("a=control:{stem}/{track}?{query}\r\n")),
+            None => out.push_str(line),
         }
     }
-    let mut pacing_start = u64::MAX;
-    for (k, t) in s.tracks.iter_mut().enumerate() {
-        let sched = &file.tracks[t.track];
-        t.cursor = match video_cursor {
-            Some((v, i)) if v == k => i,
-            _ => sched.first_at_or_after(range_start),
-        };
-        t.end = match end_us {
-            Some(e) => sched.first_at_or_after(e).max(t.cursor),
-            None => sched.packets.len(),
-        };
-        if let Some(p) = sched.packets.get(t.cursor) {
-            pacing_start = pacing_start.min(p.send_time_us);
-        }
-    }
-    if pacing_start == u64::MAX {
-        pacing_start = range_start;
-    }
-    (range_start, pacing_start)
+    out.into_bytes()
 }
 
 /// Parses `Range: npt=a-[b]` into µs. `Ok(None)` when absent or `npt=now-`;
-/// 457 for a non-npt or malformed range.
-fn parse_npt_range(req: &Request<Vec<u8>>) -> Result<Option<(u64, Option<u64>)>, Fail> {
+/// 457 for a non-npt, malformed or out-of-range range.
+fn parse_npt_range(req: &Request<Vec<u8>>) -> Result<Option<(u64, Option<u64>)>, Stop> {
     let range = match req.typed_header::<Range>() {
         Ok(Some(r)) => r,
         Ok(None) => return Ok(None),
-        Err(_) => return Err(Fail(StatusCode::InvalidRange, "malformed Range".into())),
+        Err(_) => return Err(Fail(StatusCode::InvalidRange, "malformed Range".into()).into()),
     };
     let npt = match range {
         Range::Npt(n) => n,
-        _ => return Err(Fail(StatusCode::InvalidRange, "only npt ranges".into())),
+        _ => return Err(Fail(StatusCode::InvalidRange, "only npt ranges".into()).into()),
     };
     let us = |t: NptTime| -> Option<Option<u64>> {
-        match t {
-            NptTime::Now => Some(None),
-            NptTime::Seconds(s, ns) => Some(Some(
-                s.checked_mul(1_000_000)? + u64::from(ns.unwrap_or(0) / 1000),
-            )),
-            NptTime::Hms(h, m, s, ns) => {
-                let secs = h.checked_mul(3600)? + u64::from(m) * 60 + u64::from(s);
-                Some(Some(
-                    secs.checked_mul(1_000_000)? + u64::from(ns.unwrap_or(0) / 1000),
-                ))
-            }
-        }
+        let (secs, ns) = match t {
+            NptTime::Now => return Some(None),
+            NptTime::Seconds(s, ns) => (s, ns),
+            NptTime::Hms(h, m, s, ns) => (
+                h.checked_mul(3600)?
+                    .checked_add(u64::from(m).checked_mul(60)?)?
+                    .checked_add(u64::from(s))?,
+                ns,
+            ),
+        };
+        Some(Some(
+            secs.checked_mul(1_000_000)?
+                .checked_add(u64::from(ns.unwrap_or(0) / 1000))?,
+        ))
     };
-    let bad = || Fail(StatusCode::InvalidRange, "npt out of range".into());
+    let bad = || Stop::Fail(Fail(StatusCode::InvalidRange, "npt out of range".into()));
     match npt {
         NptRange::Empty => Ok(None),
         NptRange::From(a) => match us(a).ok_or_else(bad)? {
@@ -806,8 +914,4 @@ fn parse_npt_range(req: &Request<Vec<u8>>) -> Result<Option<(u64, Option<u64>)>,
         }
         NptRange::To(b) => Ok(Some((0, us(b).ok_or_else(bad)?))),
     }
-}
-
-fn empty(status: StatusCode) -> Response<Vec<u8>> {
-    Response::builder(Version::V1_0, status).build(Vec::new())
 }

@@ -1,110 +1,77 @@
-//! Simulated-time tests of the RTSP state machine on the bundled sample
-//! (media/sample.mp4: ffmpeg-hinted H.264 + AAC, 20 s, GOP 2 s).
+//! Simulated-time tests of the RTSP state machine, through the endpoint, on
+//! the bundled sample (media/sample.mp4: ffmpeg-hinted H.264 + AAC, 20 s,
+//! GOP 2 s) held in an in-memory catalog: no disk, no socket, no clock.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rtsp_types::{Method, Request, StatusCode, Version};
+use rtsp_types::StatusCode;
 
-use super::controller::{Controller, ControllerConfig, Effect, RequestCtx};
-use crate::catalog::Catalog;
-use crate::session::{ConnId, SessionState};
+use crate::catalog::MemoryCatalog;
+use crate::endpoint::{Dispatch, EndpointConfig};
+use crate::pipeline::Pipeline;
+use crate::session::{SessionId, SessionState};
+use crate::sim::{header, parse_request, session_of, Sim};
 
 const BASE: &str = "rtsp://127.0.0.1:8554/sample.mp4";
+const SAMPLE: &[u8] = include_bytes!("../../../media/sample.mp4");
 
-fn controller(shard: usize) -> Controller {
-    let media = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../media");
-    let catalog = Arc::new(Catalog::scan(&media).expect("media folder"));
-    Controller::new(
-        ControllerConfig {
+fn catalog() -> Arc<MemoryCatalog> {
+    let mut c = MemoryCatalog::new();
+    c.insert_bytes("sample.mp4", SAMPLE).expect("anonymous map");
+    Arc::new(c)
+}
+
+fn sim() -> Sim {
+    Sim::new(catalog())
+}
+
+fn sim_with(pipeline: Pipeline, shard: usize) -> Sim {
+    Sim::with_pipeline(
+        catalog(),
+        pipeline,
+        EndpointConfig {
             shard,
-            session_timeout_s: 60,
-            server_rtp_port: 6970,
+            ..EndpointConfig::default()
         },
-        catalog,
-        7,
     )
 }
 
-fn ctx(now_us: u64) -> RequestCtx {
-    RequestCtx {
-        conn: ConnId {
-            index: 1,
-            generation: 1,
-        },
-        peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
-        local: SocketAddr::from(([127, 0, 0, 1], 8554)),
-        now_us,
-        forwarded: false,
-    }
-}
-
-fn req(method: Method, url: &str, cseq: u32, headers: &[(&'static str, &str)]) -> Request<Vec<u8>> {
-    let mut b = Request::builder(method, Version::V1_0)
-        .request_uri(url::Url::parse(url).expect("url"))
-        .header(rtsp_types::headers::CSEQ, cseq.to_string());
-    for (k, v) in headers {
-        b = b.header(
-            rtsp_types::HeaderName::from_static_str(k).expect("name"),
-            *v,
-        );
-    }
-    b.build(Vec::new())
-}
-
-fn header(r: &rtsp_types::Response<Vec<u8>>, name: &'static str) -> String {
-    let name = rtsp_types::HeaderName::from_static_str(name).expect("name");
-    r.header(&name)
-        .map(|v| v.as_str().to_string())
-        .unwrap_or_default()
-}
-
-/// SETUPs both tracks over UDP and returns the session header value.
-fn setup_both(c: &mut Controller, now: u64) -> String {
-    let r = c.handle(
-        &ctx(now),
-        &req(
-            Method::Setup,
-            &format!("{BASE}/trackID=3"),
-            2,
-            &[("Transport", "RTP/AVP;unicast;client_port=5000-5001")],
-        ),
-    );
-    assert_eq!(r.response.status(), StatusCode::Ok);
-    let session = header(&r.response, "Session");
+/// SETUPs both tracks over UDP and returns the session ID.
+fn setup_both(s: &mut Sim) -> String {
+    let r = s.request(&format!(
+        "SETUP {BASE}/trackID=3 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n\r\n"
+    ));
+    assert_eq!(r.status(), StatusCode::Ok);
+    let session = header(&r, "Session");
     assert!(session.ends_with(";timeout=60"), "{session}");
-    let id = session.split(';').next().expect("id").to_string();
-    let t = header(&r.response, "Transport");
+    let t = header(&r, "Transport");
     assert!(
         t.contains("client_port=5000-5001")
             && t.contains("server_port=6970-6971")
             && t.contains("ssrc="),
         "{t}"
     );
-    let r = c.handle(
-        &ctx(now),
-        &req(
-            Method::Setup,
-            &format!("{BASE}/trackID=4"),
-            3,
-            &[
-                ("Transport", "RTP/AVP;unicast;client_port=5002-5003"),
-                ("Session", &id),
-            ],
-        ),
-    );
-    assert_eq!(r.response.status(), StatusCode::Ok);
+    let id = session_of(&r);
+    let r = s.request(&format!(
+        "SETUP {BASE}/trackID=4 RTSP/1.0\r\nCSeq: 3\r\nSession: {id}\r\nTransport: RTP/AVP;unicast;client_port=5002-5003\r\n\r\n"
+    ));
+    assert_eq!(r.status(), StatusCode::Ok);
     id
+}
+
+fn session_req(method: &str, id: &str, cseq: u32, extra: &str) -> String {
+    format!("{method} {BASE} RTSP/1.0\r\nCSeq: {cseq}\r\nSession: {id}\r\n{extra}\r\n")
 }
 
 #[test]
 fn describe_gives_normalised_sdp() {
-    let mut c = controller(0);
-    let r = c.handle(&ctx(0), &req(Method::Describe, BASE, 1, &[]));
-    assert_eq!(r.response.status(), StatusCode::Ok);
-    assert_eq!(header(&r.response, "CSeq"), "1");
-    assert_eq!(header(&r.response, "Content-Base"), format!("{BASE}/"));
-    let sdp = String::from_utf8(r.response.body().clone()).expect("utf8");
+    let mut s = sim();
+    let r = s.request(&format!("DESCRIBE {BASE} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
+    assert_eq!(r.status(), StatusCode::Ok);
+    assert_eq!(header(&r, "CSeq"), "1");
+    assert!(header(&r, "Server").starts_with("Cadence/"));
+    assert_eq!(header(&r, "Content-Base"), format!("{BASE}/"));
+    let sdp = String::from_utf8(r.body().clone()).expect("utf8");
     assert!(sdp.contains("a=control:*"), "{sdp}");
     assert!(sdp.contains("a=range:npt=0-20.0"), "{sdp}");
     assert!(
@@ -112,262 +79,280 @@ fn describe_gives_normalised_sdp() {
         "{sdp}"
     );
     assert!(!sdp.contains("streamid"), "{sdp}");
-    let r = c.handle(
-        &ctx(0),
-        &req(Method::Describe, "rtsp://127.0.0.1:8554/nope.mp4", 2, &[]),
+    let r = s.request("DESCRIBE rtsp://127.0.0.1:8554/nope.mp4 RTSP/1.0\r\nCSeq: 2\r\n\r\n");
+    assert_eq!(r.status(), StatusCode::NotFound);
+}
+
+#[test]
+fn a_query_gives_absolute_controls_that_carry_it() {
+    let mut s = sim();
+    let r = s.request(&format!(
+        "DESCRIBE {BASE}?token=abc RTSP/1.0\r\nCSeq: 1\r\n\r\n"
+    ));
+    assert_eq!(r.status(), StatusCode::Ok);
+    let sdp = String::from_utf8(r.body().clone()).expect("utf8");
+    assert!(
+        sdp.contains(&format!("a=control:{BASE}?token=abc\r\n")),
+        "{sdp}"
     );
-    assert_eq!(r.response.status(), StatusCode::NotFound);
+    assert!(
+        sdp.contains(&format!("a=control:{BASE}/trackID=3?token=abc\r\n")),
+        "{sdp}"
+    );
+    // The shapes clients build from it all reach the track.
+    for url in [
+        format!("{BASE}/trackID=3?token=abc"),
+        format!("{BASE}?token=abc/trackID=3"),
+    ] {
+        let r = s.request(&format!(
+            "SETUP {url} RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n\r\n"
+        ));
+        assert_eq!(r.status(), StatusCode::Ok, "{url}");
+        let id = session_of(&r);
+        let r = s.request(&format!(
+            "PLAY {BASE}?token=abc RTSP/1.0\r\nCSeq: 3\r\nSession: {id}\r\n\r\n"
+        ));
+        assert_eq!(r.status(), StatusCode::Ok);
+        assert!(
+            header(&r, "RTP-Info").starts_with(&format!("url={BASE}/trackID=3?token=abc;seq=")),
+            "{}",
+            header(&r, "RTP-Info")
+        );
+    }
 }
 
 #[test]
 fn play_reports_first_packet_and_pause_resumes_without_gap() {
-    let mut c = controller(0);
-    let id = setup_both(&mut c, 0);
-    let r = c.handle(
-        &ctx(1000),
-        &req(
-            Method::Play,
-            BASE,
-            4,
-            &[("Session", &id), ("Range", "npt=0-")],
-        ),
-    );
-    assert_eq!(r.response.status(), StatusCode::Ok);
-    assert!(matches!(r.effects.as_slice(), [Effect::Schedule(_)]));
-    assert!(header(&r.response, "Range").starts_with("npt=0.000-"));
-    let info = header(&r.response, "RTP-Info");
+    let mut s = sim();
+    let id = setup_both(&mut s);
+    s.advance(1000);
+    let r = s.request(&session_req("PLAY", &id, 4, "Range: npt=0-\r\n"));
+    assert_eq!(r.status(), StatusCode::Ok);
+    assert!(header(&r, "Range").starts_with("npt=0.000-"));
+    let info = header(&r, "RTP-Info");
     assert!(
         info.contains("/trackID=3;seq=") && info.contains("/trackID=4;seq="),
         "{info}"
     );
-    let key = c
-        .key_of(crate::session::SessionId::parse(&id).expect("id"))
+    // The first packet sent is the one RTP-Info announced.
+    s.advance(100_000);
+    let first = s.rtp.packets[0].clone();
+    let video_info = info
+        .split(',')
+        .find(|i| i.contains(&format!("/trackID={};", 3)))
+        .expect("track 3 info")
+        .to_string();
+    let first_video = s
+        .rtp
+        .packets
+        .iter()
+        .find(|p| p.track_index == 0)
+        .expect("video packet");
+    assert!(
+        video_info.contains(&format!(
+            "seq={};rtptime={}",
+            first_video.seq, first_video.timestamp
+        )),
+        "{video_info} vs {first_video:?}"
+    );
+    assert!(first.at_us >= 1000);
+
+    // PAUSE at 2 s, resume 5 s later without Range: the next sequence number.
+    s.advance(1_900_000);
+    let r = s.request(&session_req("PAUSE", &id, 5, ""));
+    assert_eq!(r.status(), StatusCode::Ok);
+    let key = s
+        .endpoint
+        .controller()
+        .key_of(SessionId::parse(&id).expect("id"))
         .expect("key");
-    let (seq0, ts0) = {
-        let s = &c.sessions[key];
-        let t = &s.tracks[0];
-        (
-            t.next_seq,
-            t.rtp_timestamp(&s.file.tracks[t.track].packets[t.cursor]),
-        )
-    };
+    let session = s.endpoint.controller().session(key).expect("session");
+    assert_eq!(session.state(), SessionState::Ready);
+    assert_eq!(session.npt_us(s.now_us), 2_000_000);
+    let last_video_seq = s
+        .rtp
+        .packets
+        .iter()
+        .rfind(|p| p.track_index == 0)
+        .expect("video")
+        .seq;
+    let sent = s.rtp.packets.len();
+    s.advance(5_000_000);
+    assert_eq!(s.rtp.packets.len(), sent, "nothing is sent while paused");
+    let r = s.request(&session_req("PLAY", &id, 6, ""));
+    assert_eq!(r.status(), StatusCode::Ok);
     assert!(
-        info.contains(&format!("seq={seq0};rtptime={ts0}")),
-        "{info} vs {seq0}/{ts0}"
+        header(&r, "Range").starts_with("npt=2.000-"),
+        "{}",
+        header(&r, "Range")
     );
-
-    // Pretend the pacer sent 10 packets of track 0, then PAUSE at 2 s.
-    {
-        let s = &mut c.sessions[key];
-        s.tracks[0].cursor += 10;
-        s.tracks[0].next_seq = s.tracks[0].next_seq.wrapping_add(10);
-    }
-    let r = c.handle(
-        &ctx(2_001_000),
-        &req(Method::Pause, BASE, 5, &[("Session", &id)]),
-    );
-    assert_eq!(r.response.status(), StatusCode::Ok);
-    assert_eq!(c.sessions[key].state, SessionState::Ready);
-    assert_eq!(c.sessions[key].paused_npt_us, Some(2_000_000));
-
-    // Resume 5 s later without Range: same cursor, next sequence number.
-    let r = c.handle(
-        &ctx(7_001_000),
-        &req(Method::Play, BASE, 6, &[("Session", &id)]),
-    );
-    assert_eq!(r.response.status(), StatusCode::Ok);
-    assert!(header(&r.response, "Range").starts_with("npt=2.000-"));
-    let info = header(&r.response, "RTP-Info");
     assert!(
-        info.contains(&format!("seq={}", seq0.wrapping_add(10))),
-        "{info}"
+        header(&r, "RTP-Info").contains(&format!("seq={}", last_video_seq.wrapping_add(1))),
+        "{}",
+        header(&r, "RTP-Info")
     );
-    let clock = c.sessions[key].clock.expect("playing");
-    assert_eq!(clock.due_us(2_000_000), 7_001_000);
+    s.advance(500_000);
+    let next_video = s.rtp.packets[sent..]
+        .iter()
+        .find(|p| p.track_index == 0)
+        .expect("video after resume");
+    assert_eq!(next_video.seq, last_video_seq.wrapping_add(1));
 }
 
 #[test]
 fn seek_snaps_to_the_preceding_key_frame() {
-    let mut c = controller(0);
-    let id = setup_both(&mut c, 0);
-    let r = c.handle(
-        &ctx(0),
-        &req(
-            Method::Play,
-            BASE,
-            4,
-            &[("Session", &id), ("Range", "npt=10.5-")],
-        ),
-    );
-    assert_eq!(r.response.status(), StatusCode::Ok);
+    let mut s = sim();
+    let id = setup_both(&mut s);
+    let r = s.request(&session_req("PLAY", &id, 4, "Range: npt=10.5-\r\n"));
+    assert_eq!(r.status(), StatusCode::Ok);
     // GOP of 50 frames at 25 fps: key frames every 2 s.
     assert!(
-        header(&r.response, "Range").starts_with("npt=10.000-"),
+        header(&r, "Range").starts_with("npt=10.000-"),
         "{}",
-        header(&r.response, "Range")
+        header(&r, "Range")
     );
-    let r = c.handle(
-        &ctx(0),
-        &req(
-            Method::Play,
-            BASE,
-            5,
-            &[("Session", &id), ("Range", "npt=99-")],
-        ),
-    );
-    assert_eq!(r.response.status(), StatusCode::InvalidRange);
-    let r = c.handle(
-        &ctx(0),
-        &req(
-            Method::Play,
-            BASE,
-            6,
-            &[("Session", &id), ("Range", "smpte=0:00:01-")],
-        ),
-    );
-    assert_eq!(r.response.status(), StatusCode::InvalidRange);
+    for range in [
+        "npt=99-",
+        "smpte=0:00:01-",
+        "npt=18446744073709.999999-",
+        "npt=5124095576030431:59:59-",
+    ] {
+        let r = s.request(&session_req("PLAY", &id, 5, &format!("Range: {range}\r\n")));
+        assert_eq!(r.status(), StatusCode::InvalidRange, "{range}");
+    }
 }
 
 #[test]
 fn state_and_session_errors() {
-    let mut c = controller(0);
-    let r = c.handle(&ctx(0), &req(Method::Play, BASE, 1, &[]));
-    assert_eq!(r.response.status(), StatusCode::MethodNotValidInThisState);
-    let r = c.handle(
-        &ctx(0),
-        &req(Method::Play, BASE, 2, &[("Session", "00000000DEADBEEF")]),
-    );
-    assert_eq!(r.response.status(), StatusCode::SessionNotFound);
-    let r = c.handle(
-        &ctx(0),
-        &req(
-            Method::Setup,
-            &format!("{BASE}/trackID=3"),
-            3,
-            &[("Transport", "RTP/AVP;multicast")],
-        ),
-    );
-    assert_eq!(r.response.status(), StatusCode::UnsupportedTransport);
-    let r = c.handle(
-        &ctx(0),
-        &req(
-            Method::Setup,
-            &format!("{BASE}/trackID=9"),
-            4,
-            &[("Transport", "RTP/AVP;unicast;client_port=5000-5001")],
-        ),
-    );
-    assert_eq!(r.response.status(), StatusCode::NotFound);
-    let r = c.handle(&ctx(0), &req(Method::Record, BASE, 5, &[]));
-    assert_eq!(r.response.status(), StatusCode::MethodNotAllowed);
-    assert!(header(&r.response, "Allow").contains("PLAY"));
-    // A session of another shard is forwarded, unless it was forwarded already.
-    let r = c.handle(
-        &ctx(0),
-        &req(Method::Play, BASE, 6, &[("Session", "01000000DEADBEEF")]),
-    );
-    assert!(matches!(r.effects.as_slice(), [Effect::Forward(1)]));
-    let mut fwd = ctx(0);
-    fwd.forwarded = true;
-    let r = c.handle(
-        &fwd,
-        &req(
-            Method::Setup,
-            &format!("{BASE}/trackID=3"),
-            7,
-            &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")],
-        ),
-    );
-    assert_eq!(r.response.status(), StatusCode::UnsupportedTransport);
+    let mut s = sim();
+    let r = s.request(&format!("PLAY {BASE} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
+    assert_eq!(r.status(), StatusCode::MethodNotValidInThisState);
+    let r = s.request(&session_req("PLAY", "00000000DEADBEEF", 2, ""));
+    assert_eq!(r.status(), StatusCode::SessionNotFound);
+    let r = s.request(&format!(
+        "SETUP {BASE}/trackID=3 RTSP/1.0\r\nCSeq: 3\r\nTransport: RTP/AVP;multicast\r\n\r\n"
+    ));
+    assert_eq!(r.status(), StatusCode::UnsupportedTransport);
+    let r = s.request(&format!(
+        "SETUP {BASE}/trackID=9 RTSP/1.0\r\nCSeq: 4\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n\r\n"
+    ));
+    assert_eq!(r.status(), StatusCode::NotFound);
+    let r = s.request(&format!("RECORD {BASE} RTSP/1.0\r\nCSeq: 5\r\n\r\n"));
+    assert_eq!(r.status(), StatusCode::MethodNotAllowed);
+    assert!(header(&r, "Allow").contains("PLAY"));
+    let r = s.request(&format!(
+        "OPTIONS {BASE} RTSP/1.0\r\nCSeq: 6\r\nRequire: implicit-play\r\n\r\n"
+    ));
+    assert_eq!(r.status(), StatusCode::OptionNotSupported);
+    assert_eq!(header(&r, "Unsupported"), "implicit-play");
     // Missing CSeq is a 400 that closes the connection.
-    let bare = Request::builder(Method::Options, Version::V1_0).build(Vec::new());
-    let r = c.handle(&ctx(0), &bare);
-    assert_eq!(r.response.status(), StatusCode::BadRequest);
-    assert!(matches!(r.effects.as_slice(), [Effect::Close]));
+    match s.dispatch(parse_request(b"OPTIONS * RTSP/1.0\r\n\r\n")) {
+        Dispatch::Respond { response, close } => {
+            assert_eq!(response.status(), StatusCode::BadRequest);
+            assert!(close);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn requests_for_other_shards_are_forwarded_once() {
+    let mut s = sim();
+    let d = s.dispatch(parse_request(
+        session_req("PLAY", "01000000DEADBEEF", 6, "").as_bytes(),
+    ));
+    assert!(matches!(d, Dispatch::Forward { shard: 1, .. }), "{d:?}");
+    // A forwarded request is handled where it lands (and cannot set up
+    // interleaved transport on a connection that is not ours).
+    let mut s1 = sim_with(Pipeline::new(), 1);
+    let ctx = crate::endpoint::request_ctx(s1.conn, s1.peer, s1.local, 0, 0, true);
+    let req = parse_request(
+        format!(
+            "SETUP {BASE}/trackID=3 RTSP/1.0\r\nCSeq: 7\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    match s1.endpoint.handle(&ctx, req) {
+        Dispatch::Respond { response, .. } => {
+            assert_eq!(response.status(), StatusCode::UnsupportedTransport)
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
 fn sessions_time_out_and_keep_alives_count() {
-    let mut c = controller(0);
-    let id = setup_both(&mut c, 0);
+    let mut s = sim();
+    let id = setup_both(&mut s);
     // GET_PARAMETER at 50 s keeps it alive past 60 s...
-    let r = c.handle(
-        &ctx(50_000_000),
-        &req(Method::GetParameter, BASE, 9, &[("Session", &id)]),
-    );
-    assert_eq!(r.response.status(), StatusCode::Ok);
-    assert!(c.expire(100_000_000).is_empty());
-    // ...and an RTCP receiver report at 105 s too.
-    let ssrc = c.sessions.iter().next().expect("session").1.tracks[0].ssrc;
-    assert!(c.on_report_block(ssrc, 0, 0, 12, 105_000_000));
-    assert!(c.expire(160_000_000).is_empty());
-    let gone = c.expire(165_000_001);
-    assert_eq!(gone.len(), 1);
-    assert!(c.sessions.is_empty());
-    let r = c.handle(
-        &ctx(170_000_000),
-        &req(Method::Teardown, BASE, 10, &[("Session", &id)]),
-    );
-    assert_eq!(r.response.status(), StatusCode::SessionNotFound);
+    s.advance(50_000_000);
+    let r = s.request(&session_req("GET_PARAMETER", &id, 9, ""));
+    assert_eq!(r.status(), StatusCode::Ok);
+    s.advance(50_000_000);
+    assert_eq!(s.endpoint.controller().len(), 1);
+    // ...and so does an OPTIONS without Session header on the connection
+    // that created the session (live555 and DSS keep-alives).
+    let r = s.request("OPTIONS * RTSP/1.0\r\nCSeq: 10\r\n\r\n");
+    assert_eq!(r.status(), StatusCode::Ok);
+    s.advance(59_000_000);
+    assert_eq!(s.endpoint.controller().len(), 1);
+    s.advance(2_000_000);
+    assert!(s.endpoint.controller().is_empty());
+    let r = s.request(&session_req("TEARDOWN", &id, 11, ""));
+    assert_eq!(r.status(), StatusCode::SessionNotFound);
 }
 
 #[test]
-fn interleaved_setup_and_teardown() {
-    let mut c = controller(0);
-    let r = c.handle(
-        &ctx(0),
-        &req(
-            Method::Setup,
-            &format!("{BASE}/trackID=3"),
-            1,
-            &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")],
-        ),
-    );
-    assert_eq!(r.response.status(), StatusCode::Ok);
-    assert!(
-        header(&r.response, "Transport").starts_with("RTP/AVP/TCP;unicast;interleaved=0-1;ssrc=")
-    );
-    let id = header(&r.response, "Session")
-        .split(';')
-        .next()
-        .expect("id")
-        .to_string();
-    let r = c.handle(
-        &ctx(0),
-        &req(Method::Teardown, BASE, 2, &[("Session", &id)]),
-    );
-    assert_eq!(r.response.status(), StatusCode::Ok);
-    assert!(matches!(r.effects.as_slice(), [Effect::Teardown(_)]));
-    assert!(c.sessions.is_empty());
+fn interleaved_setup_channels_and_teardown() {
+    let mut s = sim();
+    let r = s.request(&format!(
+        "SETUP {BASE}/trackID=3 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+    ));
+    assert_eq!(r.status(), StatusCode::Ok);
+    assert!(header(&r, "Transport").starts_with("RTP/AVP/TCP;unicast;interleaved=0-1;ssrc="));
+    let id = session_of(&r);
+    // The same channels for the second track are refused.
+    let r = s.request(&format!(
+        "SETUP {BASE}/trackID=4 RTSP/1.0\r\nCSeq: 2\r\nSession: {id}\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+    ));
+    assert_eq!(r.status(), StatusCode::UnsupportedTransport);
+    // Channels left to us follow the track index.
+    let r = s.request(&format!(
+        "SETUP {BASE}/trackID=4 RTSP/1.0\r\nCSeq: 3\r\nSession: {id}\r\nTransport: RTP/AVP/TCP;unicast\r\n\r\n"
+    ));
+    assert_eq!(r.status(), StatusCode::Ok);
+    assert!(header(&r, "Transport").contains("interleaved=2-3"));
+    let r = s.request(&session_req("TEARDOWN", &id, 4, ""));
+    assert_eq!(r.status(), StatusCode::Ok);
+    assert!(s.endpoint.controller().is_empty());
+    // The teardown sent RTCP BYE on both interleaved channels.
+    assert_eq!(s.rtcp.len(), 2);
 }
 
 #[test]
 fn a_shard_that_is_behind_refuses_new_sessions_only() {
-    let mut c = controller(0);
-    let id = setup_both(&mut c, 0);
-    c.set_admitting(false);
-    let r = c.handle(
-        &ctx(0),
-        &req(
-            Method::Setup,
-            &format!("{BASE}/trackID=3"),
-            7,
-            &[("Transport", "RTP/AVP;unicast;client_port=5004-5005")],
-        ),
-    );
-    assert_eq!(r.response.status(), StatusCode::NotEnoughBandwidth);
-    // The existing session still plays.
-    let r = c.handle(&ctx(0), &req(Method::Play, BASE, 8, &[("Session", &id)]));
-    assert_eq!(r.response.status(), StatusCode::Ok);
-    c.set_admitting(true);
-    let r = c.handle(
-        &ctx(0),
-        &req(
-            Method::Setup,
-            &format!("{BASE}/trackID=3"),
-            9,
-            &[("Transport", "RTP/AVP;unicast;client_port=5004-5005")],
-        ),
-    );
-    assert_eq!(r.response.status(), StatusCode::Ok);
+    let mut p = Pipeline::new();
+    p.push(Box::new(crate::builtin::Admission));
+    let mut s = sim_with(p, 0);
+    let id = setup_both(&mut s);
+    let r = s.request(&session_req("PLAY", &id, 4, ""));
+    assert_eq!(r.status(), StatusCode::Ok);
+    // Stall the shard: a tick 200 ms late puts it behind at housekeeping.
+    s.now_us += 200_000;
+    s.step();
+    assert!(s.endpoint.load().behind);
+    let r = s.request(&format!(
+        "SETUP {BASE}/trackID=3 RTSP/1.0\r\nCSeq: 7\r\nTransport: RTP/AVP;unicast;client_port=5004-5005\r\n\r\n"
+    ));
+    assert_eq!(r.status(), StatusCode::NotEnoughBandwidth);
+    // The existing session is untouched.
+    let r = s.request(&session_req("GET_PARAMETER", &id, 8, ""));
+    assert_eq!(r.status(), StatusCode::Ok);
+    // A window on time clears it.
+    s.advance(200_000);
+    assert!(!s.endpoint.load().behind);
+    let r = s.request(&format!(
+        "SETUP {BASE}/trackID=3 RTSP/1.0\r\nCSeq: 9\r\nTransport: RTP/AVP;unicast;client_port=5004-5005\r\n\r\n"
+    ));
+    assert_eq!(r.status(), StatusCode::Ok);
 }

@@ -1,13 +1,15 @@
 //! RTSP 1.0 (RFC 2326), sans-IO: request framing, URL and header handling,
-//! and the session state machine. Bytes and time in, responses and effects
-//! out; the shard runtime does the I/O.
+//! the responses, and the session state machine (the handle stage of the
+//! request pipeline). Bytes and time in, responses and effects out; the
+//! shard runtime does the I/O.
 
 pub mod controller;
 pub mod framing;
+pub mod response;
 pub mod transport;
 pub mod url;
 
-pub use controller::{Controller, ControllerConfig, Effect, Reply, RequestCtx};
+pub use controller::{Controller, ControllerConfig, Effect, Handled, RequestCtx};
 
 #[cfg(test)]
 mod controller_tests;

@@ -74,55 +74,55 @@ struct WriteBuf {
     headers: Vec<[u8; MAX_HEADER_LEN]>,
 }
 
-/// An RTSP connection.
-pub struct Conn {
-    /// The socket.
-    pub fd: OwnedFd,
-    /// Slab generation of this connection.
-    pub generation: u32,
-    /// Client address.
-    pub peer: SocketAddr,
-    /// Our address.
-    pub local: SocketAddr,
-    /// Received bytes of an incomplete message (empty, and unallocated, between
-    /// messages: receives land in the shard's provided-buffer ring).
-    pub rbuf: Vec<u8>,
-    /// The multishot RECV is armed.
-    pub recv_pending: bool,
-    /// A SENDMSG is in flight.
-    pub write_pending: bool,
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    /// Reading and answering requests.
+    Open,
+    /// A request of this connection waits for its file to be compiled; later
+    /// input waits in the receive buffer, so replies keep their order.
+    Parked,
+    /// Answered with an error that ends the connection: closes once the
+    /// write queue has drained; input is ignored.
+    Draining,
     /// Closing: no new operations; freed when nothing is in flight.
-    pub closing: bool,
-    /// Close once the write queue has drained (after a 400 reply).
-    pub close_after_write: bool,
-    /// Listed in the shard's to-flush list.
-    pub dirty: bool,
-    /// A request of this connection is parked until its file is compiled;
-    /// later input waits in `rbuf`.
-    pub paused: bool,
+    Closing,
+}
+
+/// An RTSP connection: its socket, addresses, receive buffer and ordered
+/// write queue.
+pub struct Conn {
+    fd: OwnedFd,
+    generation: u32,
+    peer: SocketAddr,
+    local: SocketAddr,
+    state: ConnState,
+    /// Received bytes of an incomplete message (empty, and unallocated,
+    /// between messages: receives land in the shard's provided-buffer ring).
+    pub rbuf: Vec<u8>,
+    recv_pending: bool,
+    write_pending: bool,
+    dirty: bool,
     queue: VecDeque<WriteItem>,
     /// Bytes of the front item already written.
     front_sent: usize,
-    /// Bytes queued and not yet written.
-    pub queued_bytes: usize,
+    queued_bytes: usize,
     wbuf: Option<Box<WriteBuf>>,
 }
 
 impl Conn {
-    /// A new connection.
+    /// A new open connection.
     pub fn new(fd: OwnedFd, generation: u32, peer: SocketAddr, local: SocketAddr) -> Self {
         Conn {
             fd,
             generation,
             peer,
             local,
+            state: ConnState::Open,
             rbuf: Vec::new(),
             recv_pending: false,
             write_pending: false,
-            closing: false,
-            close_after_write: false,
             dirty: false,
-            paused: false,
             queue: VecDeque::new(),
             front_sent: 0,
             queued_bytes: 0,
@@ -135,9 +135,76 @@ impl Conn {
         self.fd.as_raw_fd()
     }
 
+    /// Slab generation.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Client address (after PROXY protocol, when used).
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Our address.
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Where the connection is in its life.
+    pub fn state(&self) -> ConnState {
+        self.state
+    }
+
+    /// Moves to `state`; a closing connection stays closing.
+    pub fn set_state(&mut self, state: ConnState) {
+        if self.state != ConnState::Closing {
+            self.state = state;
+        }
+    }
+
+    /// True once closing started.
+    pub fn is_closing(&self) -> bool {
+        self.state == ConnState::Closing
+    }
+
+    /// True when new data may be queued (not closing).
+    pub fn writable(&self) -> bool {
+        self.state != ConnState::Closing
+    }
+
     /// True when an operation is in flight.
     pub fn busy(&self) -> bool {
         self.recv_pending || self.write_pending
+    }
+
+    /// True when the multishot RECV is armed.
+    pub fn recv_pending(&self) -> bool {
+        self.recv_pending
+    }
+
+    /// Records whether the multishot RECV is armed.
+    pub fn set_recv_pending(&mut self, pending: bool) {
+        self.recv_pending = pending;
+    }
+
+    /// Records that the in-flight SENDMSG failed (nothing more was written).
+    pub fn write_failed(&mut self) {
+        self.write_pending = false;
+    }
+
+    /// Marks the connection as listed for flushing; false when it already was.
+    pub fn mark_dirty(&mut self) -> bool {
+        !std::mem::replace(&mut self.dirty, true)
+    }
+
+    /// Clears the to-flush mark.
+    pub fn clear_dirty(&mut self) {
+        self.dirty = false;
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
     }
 
     /// True when nothing is queued or in flight for writing.

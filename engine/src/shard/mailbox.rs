@@ -22,8 +22,6 @@ pub struct Mailbox {
     pub rx: Receiver<ShardMsg>,
     /// The eventfd to arm a READ on.
     pub wake: Arc<OwnedFd>,
-    /// Where that READ puts the counter (8 bytes, boxed: the kernel writes it).
-    pub counter: Box<u64>,
 }
 
 /// A connected handle and mailbox. Errors: eventfd creation.
@@ -41,11 +39,7 @@ pub fn mailbox() -> io::Result<(ShardHandle, Mailbox)> {
             tx,
             wake: wake.clone(),
         },
-        Mailbox {
-            rx,
-            wake,
-            counter: Box::new(0),
-        },
+        Mailbox { rx, wake },
     ))
 }
 

@@ -1,15 +1,17 @@
 //! io_uring `user_data` encoding: which operation completed, on what.
 //! Layout: tag (8 bits) | index (24 bits) | generation (32 bits).
 
+use crate::session::ConnId;
+
 /// What a completion belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     /// Multishot accept on the RTSP listener.
     Accept,
-    /// Receive on an RTSP connection (index, generation).
-    Recv(u32, u32),
-    /// Write (sendmsg) on an RTSP connection (index, generation).
-    Write(u32, u32),
+    /// Receive on an RTSP connection.
+    Recv(ConnId),
+    /// Write (sendmsg) on an RTSP connection.
+    Write(ConnId),
     /// UDP sendmsg from send slot `index`.
     Slot(u32),
     /// Receive on the RTCP socket into receive slot `index`.
@@ -33,8 +35,8 @@ impl Op {
     pub fn encode(self) -> u64 {
         let (tag, index, generation) = match self {
             Op::Accept => (ACCEPT, 0, 0),
-            Op::Recv(i, g) => (RECV, i, g),
-            Op::Write(i, g) => (WRITE, i, g),
+            Op::Recv(c) => (RECV, c.index, c.generation),
+            Op::Write(c) => (WRITE, c.index, c.generation),
             Op::Slot(i) => (SLOT, i, 0),
             Op::RtcpRecv(i) => (RTCP_RECV, i, 0),
             Op::Cancel => (CANCEL, 0, 0),
@@ -49,8 +51,8 @@ impl Op {
         let generation = v as u32;
         Some(match v >> 56 {
             ACCEPT => Op::Accept,
-            RECV => Op::Recv(index, generation),
-            WRITE => Op::Write(index, generation),
+            RECV => Op::Recv(ConnId { index, generation }),
+            WRITE => Op::Write(ConnId { index, generation }),
             SLOT => Op::Slot(index),
             RTCP_RECV => Op::RtcpRecv(index),
             CANCEL => Op::Cancel,
@@ -68,8 +70,14 @@ mod tests {
     fn round_trip() {
         for op in [
             Op::Accept,
-            Op::Recv(0xff_fffe, u32::MAX),
-            Op::Write(7, 9),
+            Op::Recv(ConnId {
+                index: 0xff_fffe,
+                generation: u32::MAX,
+            }),
+            Op::Write(ConnId {
+                index: 7,
+                generation: 9,
+            }),
             Op::Slot(123),
             Op::RtcpRecv(63),
             Op::Cancel,

@@ -1,5 +1,6 @@
 //! Per-shard counters, logged every 10 s.
 
+use super::driver::WaitStats;
 use crate::pacer::TickStats;
 
 /// Running counters of one shard since the last log line.
@@ -31,6 +32,14 @@ pub struct ShardStats {
     pub max_enter_us: u64,
     /// Ticks on which the send slots ran out.
     pub slots_full: u64,
+    /// Accepts that failed (EMFILE and friends).
+    pub accept_errors: u64,
+    /// Connections closed for input that is not RTSP.
+    pub malformed: u64,
+    /// RTCP packets not sent for lack of a send slot.
+    pub rtcp_dropped: u64,
+    /// io_uring submits that failed.
+    pub submit_errors: u64,
 }
 
 impl ShardStats {
@@ -41,6 +50,14 @@ impl ShardStats {
         self.late += t.late;
         self.max_late_us = self.max_late_us.max(t.max_late_us);
         self.slots_full += u64::from(t.sink_full);
+    }
+
+    /// Adds the driver's wait statistics.
+    pub fn add_wait(&mut self, w: &WaitStats, submit_errors: u64) {
+        self.loops += w.enters;
+        self.enter_us += w.enter_us;
+        self.max_enter_us = self.max_enter_us.max(w.max_enter_us);
+        self.submit_errors += submit_errors;
     }
 
     /// Counts one received RTCP packet, malformed or not.
@@ -70,6 +87,10 @@ impl ShardStats {
                 enter_ms = self.enter_us / 1000,
                 max_enter_us = self.max_enter_us,
                 slots_full = self.slots_full,
+                accept_errors = self.accept_errors,
+                malformed = self.malformed,
+                rtcp_dropped = self.rtcp_dropped,
+                submit_errors = self.submit_errors,
                 "shard stats"
             );
         }

@@ -1,4 +1,4 @@
-//! Turning a media file into a [`FileSchedule`]: hinted files go through the
+//! Loading one media file into a [`FileSchedule`]: hinted files go through the
 //! hint-track compiler of `cadence-hinting`; files without hint tracks are
 //! packetized in memory by the same packetizers `cadence-hint` uses.
 
@@ -12,7 +12,7 @@ use cadence_hinting::packetize::plain::schedule_plain;
 use cadence_hinting::FileSchedule;
 use memmap2::Mmap;
 
-use crate::catalog::CatalogError;
+use super::CatalogError;
 
 /// MTU for packetizing un-hinted files, bytes (RTP header included), as
 /// `cadence-hint`'s default.

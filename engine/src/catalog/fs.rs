@@ -1,0 +1,267 @@
+//! [`FsCatalog`]: the media files under a folder on disk.
+//!
+//! The set of files is an immutable snapshot (a map from catalog path to an
+//! entry), swapped atomically when the folder is scanned again
+//! ([`FsCatalog::rescan`], run off the shards on SIGHUP), so that shards read
+//! it without locks. Each entry compiles its file at most once; a file whose
+//! size, mtime or inode changed since the last scan gets a fresh entry, so new
+//! sessions see the new version while playing ones keep the schedules (and
+//! the map) they hold.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwap;
+use cadence_hinting::FileSchedule;
+
+use super::{load, Catalog, CatalogError, Lookup};
+
+/// File name extensions the catalog serves (ISO BMFF family).
+pub const EXTENSIONS: &[&str] = &["mp4", "m4v", "m4a", "mov", "3gp", "3g2"];
+
+/// What identifies one version of a file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    len: u64,
+    mtime_ns: i128,
+    inode: u64,
+    device: u64,
+}
+
+impl FileId {
+    fn of(meta: &std::fs::Metadata) -> FileId {
+        FileId {
+            len: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            inode: meta.ino(),
+            device: meta.dev(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    id: FileId,
+    compiled: OnceLock<Result<Arc<FileSchedule>, CatalogError>>,
+}
+
+type Files = HashMap<String, Arc<Entry>>;
+
+/// What a [`FsCatalog::rescan`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RescanReport {
+    /// Catalog paths that appeared.
+    pub added: Vec<String>,
+    /// Catalog paths that disappeared.
+    pub removed: Vec<String>,
+    /// Catalog paths whose file changed (size, mtime or inode).
+    pub changed: Vec<String>,
+}
+
+/// The servable files of a media folder.
+#[derive(Debug)]
+pub struct FsCatalog {
+    root: PathBuf,
+    hint_cache: Option<PathBuf>,
+    files: ArcSwap<Files>,
+}
+
+impl FsCatalog {
+    /// Scans `root` recursively for files with one of [`EXTENSIONS`].
+    /// Errors when `root` cannot be read.
+    pub fn scan(root: &Path) -> std::io::Result<FsCatalog> {
+        let files = scan_folder(root, &Files::new())?;
+        Ok(FsCatalog {
+            root: root.to_path_buf(),
+            hint_cache: None,
+            files: ArcSwap::from_pointee(files),
+        })
+    }
+
+    /// Keeps schedules built for un-hinted files in `dir` between runs
+    /// (created when missing). Errors when `dir` cannot be created.
+    pub fn with_hint_cache(mut self, dir: &Path) -> std::io::Result<FsCatalog> {
+        std::fs::create_dir_all(dir)?;
+        self.hint_cache = Some(dir.to_path_buf());
+        Ok(self)
+    }
+
+    /// The media folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Scans the folder again (blocking: call it off the shards) and swaps in
+    /// the new file set: new files become servable, removed ones answer 404,
+    /// changed ones are compiled again on their next use. Sessions already
+    /// playing keep the schedules they hold. Errors when the folder cannot be
+    /// read (the old file set stays).
+    pub fn rescan(&self) -> std::io::Result<RescanReport> {
+        let old = self.files.load_full();
+        let new = scan_folder(&self.root, &old)?;
+        let mut report = RescanReport::default();
+        for (path, entry) in &new {
+            match old.get(path) {
+                None => report.added.push(path.clone()),
+                Some(e) if !Arc::ptr_eq(e, entry) => report.changed.push(path.clone()),
+                Some(_) => {}
+            }
+        }
+        report.removed = old
+            .keys()
+            .filter(|p| !new.contains_key(*p))
+            .cloned()
+            .collect();
+        report.added.sort();
+        report.removed.sort();
+        report.changed.sort();
+        self.files.store(Arc::new(new));
+        Ok(report)
+    }
+
+    fn entry(&self, path: &str) -> Option<Arc<Entry>> {
+        self.files.load().get(path).cloned()
+    }
+
+    fn build(&self, path: &str) -> Result<Arc<FileSchedule>, CatalogError> {
+        let full = self.root.join(path);
+        let started = std::time::Instant::now();
+        let result = load(&full, path, self.hint_cache.as_deref());
+        match &result {
+            Ok(f) => tracing::info!(
+                path,
+                tracks = f.tracks.len(),
+                packets = f.tracks.iter().map(|t| t.packets.len()).sum::<usize>(),
+                ms = started.elapsed().as_millis() as u64,
+                "compiled schedule"
+            ),
+            Err(e) => tracing::warn!(path, error = %e, "cannot serve file"),
+        }
+        result.map(Arc::new)
+    }
+}
+
+impl Catalog for FsCatalog {
+    fn lookup(&self, path: &str) -> Lookup {
+        match self.entry(path) {
+            None => Lookup::Ready(Err(CatalogError::NotFound(path.to_string()))),
+            Some(e) => match e.compiled.get() {
+                Some(r) => Lookup::Ready(r.clone()),
+                None => Lookup::Pending,
+            },
+        }
+    }
+
+    fn compile(&self, path: &str) -> Result<Arc<FileSchedule>, CatalogError> {
+        let entry = self
+            .entry(path)
+            .ok_or_else(|| CatalogError::NotFound(path.to_string()))?;
+        entry.compiled.get_or_init(|| self.build(path)).clone()
+    }
+
+    fn len(&self) -> usize {
+        self.files.load().len()
+    }
+
+    fn paths(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.files.load().keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+/// Walks `root`, keeping the entries of `old` whose file did not change.
+fn scan_folder(root: &Path, old: &Files) -> std::io::Result<Files> {
+    let mut files = Files::new();
+    let mut stack = vec![root.to_path_buf()];
+    let mut first = true;
+    while let Some(dir) = stack.pop() {
+        let listing = match std::fs::read_dir(&dir) {
+            Ok(l) => l,
+            // The root must be readable; a subfolder that is not is skipped.
+            Err(e) if first => return Err(e),
+            Err(e) => {
+                tracing::warn!(folder = %dir.display(), error = %e, "cannot read media subfolder");
+                continue;
+            }
+        };
+        first = false;
+        for entry in listing.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() && has_media_extension(&path) {
+                let Some(rel) = relative_key(root, &path) else {
+                    continue;
+                };
+                let id = FileId::of(&meta);
+                let entry = match old.get(&rel) {
+                    Some(e) if e.id == id => e.clone(),
+                    _ => Arc::new(Entry {
+                        id,
+                        compiled: OnceLock::new(),
+                    }),
+                };
+                files.insert(rel, entry);
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn has_media_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+        .unwrap_or(false)
+}
+
+fn relative_key(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    Some(parts?.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rescan_adds_removes_and_notices_changes() {
+        let dir = std::env::temp_dir().join(format!("cadence-fscat-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+        std::fs::write(dir.join("a.mp4"), b"x").expect("write");
+        std::fs::write(dir.join("notes.txt"), b"x").expect("write");
+        let c = FsCatalog::scan(&dir).expect("scan");
+        assert_eq!(c.paths(), vec!["a.mp4".to_string()]);
+        assert!(matches!(c.lookup("a.mp4"), Lookup::Pending));
+        assert!(matches!(
+            c.lookup("b.mp4"),
+            Lookup::Ready(Err(CatalogError::NotFound(_)))
+        ));
+        // A corrupt file compiles to an error once, which lookups then see.
+        assert!(matches!(
+            c.compile("a.mp4"),
+            Err(CatalogError::Corrupt { .. })
+        ));
+        assert!(matches!(c.lookup("a.mp4"), Lookup::Ready(Err(_))));
+
+        std::fs::write(dir.join("sub/b.mp4"), b"y").expect("write");
+        std::fs::write(dir.join("a.mp4"), b"longer").expect("rewrite");
+        let r = c.rescan().expect("rescan");
+        assert_eq!(r.added, vec!["sub/b.mp4".to_string()]);
+        assert_eq!(r.changed, vec!["a.mp4".to_string()]);
+        assert!(matches!(c.lookup("a.mp4"), Lookup::Pending));
+        std::fs::remove_file(dir.join("sub/b.mp4")).expect("rm");
+        let r = c.rescan().expect("rescan");
+        assert_eq!(r.removed, vec!["sub/b.mp4".to_string()]);
+        assert!(r.changed.is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

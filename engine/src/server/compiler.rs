@@ -1,0 +1,31 @@
+//! The compile thread: schedules are compiled on first use, off the shards.
+//! Each job compiles (or fails to compile) one catalog path, then tells the
+//! asking shard, which resumes the requests it parked for it. A file asked
+//! for by several shards at once is compiled once (the catalog's entry makes
+//! the second caller wait for the first).
+
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use crate::catalog::Catalog;
+use crate::shard::{CompileJob, ShardHandle, ShardMsg};
+
+/// Starts the compile thread; jobs go in through the returned sender.
+/// Errors: the thread cannot be started.
+pub fn spawn(
+    catalog: Arc<dyn Catalog>,
+    shards: Vec<ShardHandle>,
+) -> std::io::Result<mpsc::Sender<CompileJob>> {
+    let (tx, rx) = mpsc::channel::<CompileJob>();
+    std::thread::Builder::new()
+        .name("compile".into())
+        .spawn(move || {
+            for job in rx {
+                let _ = catalog.compile(&job.path);
+                if let Some(shard) = shards.get(job.shard) {
+                    shard.send(ShardMsg::Compiled(job.path));
+                }
+            }
+        })?;
+    Ok(tx)
+}

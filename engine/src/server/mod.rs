@@ -1,0 +1,350 @@
+//! The server: a [`ServerBuilder`] that registers extensions on the request
+//! pipeline, binds every shard's sockets, starts one pinned thread per shard
+//! and the compile thread, and stops them cleanly.
+//!
+//! ```no_run
+//! use cadence_engine::config::Config;
+//! use cadence_engine::server::Server;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::defaults(2);
+//! Server::builder(config).run()?; // until SIGINT or SIGTERM
+//! # Ok(()) }
+//! ```
+
+mod compiler;
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::builtin;
+use crate::catalog::{Catalog, FsCatalog};
+use crate::config::Config;
+use crate::pipeline::{
+    Authenticator, AuthenticatorFactory, Extension, ExtensionContext, ExtensionFactory, Offload,
+    OffloadPool, Pipeline,
+};
+use crate::shard::mailbox::mailbox;
+use crate::shard::{Shard, ShardHandle, ShardMsg, ShardParts, ShardSockets};
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The media folder cannot be read.
+    #[error("cannot read media folder {path}: {source}")]
+    Media {
+        /// Folder.
+        path: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// A shard failed to start (io_uring, sockets).
+    #[error("shard {index}: {message}")]
+    Shard {
+        /// Shard index.
+        index: usize,
+        /// What failed.
+        message: String,
+    },
+    /// A helper thread could not start, or signals could not be handled.
+    #[error("{0}")]
+    Startup(String),
+}
+
+/// The entry point: `Server::builder(config)`.
+pub struct Server;
+
+impl Server {
+    /// A builder over `config`, with the built-in extensions.
+    pub fn builder(config: Config) -> ServerBuilder {
+        ServerBuilder {
+            config,
+            catalog: None,
+            extensions: Vec::new(),
+            authenticator: None,
+        }
+    }
+}
+
+/// Registers extensions and starts the server.
+///
+/// Extensions run in this order: the built-in ones, then those registered
+/// here, in registration order. Each shard gets its own instance of every
+/// extension (see [`crate::pipeline`] for the threading rules).
+pub struct ServerBuilder {
+    config: Config,
+    catalog: Option<Arc<dyn Catalog>>,
+    extensions: Vec<Arc<ExtensionFactory>>,
+    authenticator: Option<Arc<AuthenticatorFactory>>,
+}
+
+impl ServerBuilder {
+    /// Registers an extension; each shard gets a clone of `extension`.
+    pub fn extension<E: Extension + Clone + Sync + 'static>(self, extension: E) -> Self {
+        self.extension_with(move |_| Box::new(extension.clone()))
+    }
+
+    /// Registers an extension built per shard by `factory`.
+    pub fn extension_with(
+        mut self,
+        factory: impl Fn(&ExtensionContext) -> Box<dyn Extension> + Send + Sync + 'static,
+    ) -> Self {
+        self.extensions.push(Arc::new(factory));
+        self
+    }
+
+    /// Sets the authenticator (at most one per server: a second call
+    /// replaces the first), built per shard by `factory`.
+    pub fn authenticator_with(
+        mut self,
+        factory: impl Fn(&ExtensionContext) -> Box<dyn Authenticator> + Send + Sync + 'static,
+    ) -> Self {
+        self.authenticator = Some(Arc::new(factory));
+        self
+    }
+
+    /// Serves `catalog` instead of the media folder of the configuration.
+    pub fn catalog(mut self, catalog: Arc<dyn Catalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// Starts the server and runs it until SIGINT or SIGTERM.
+    pub fn run(self) -> Result<(), ServerError> {
+        let running = self.start()?;
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])
+        .map_err(|e| ServerError::Startup(format!("cannot install signal handlers: {e}")))?;
+        let handle = signals.handle();
+        let stopper = running.stopper();
+        let watcher = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                if signals.forever().next().is_some() {
+                    tracing::info!("signal received: stopping");
+                    stopper.stop();
+                }
+            })
+            .map_err(|e| ServerError::Startup(format!("cannot start the signal thread: {e}")))?;
+        running.join();
+        handle.close();
+        let _ = watcher.join();
+        tracing::info!("cadence stopped");
+        Ok(())
+    }
+
+    /// Starts the server and returns at once with a handle to stop it.
+    pub fn start(self) -> Result<RunningServer, ServerError> {
+        let config = self.config;
+        let catalog: Arc<dyn Catalog> = match self.catalog {
+            Some(c) => c,
+            None => Arc::new(fs_catalog(&config)?),
+        };
+        let n = config.cores;
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        // Bind everything first so that errors surface before any thread starts.
+        // The listen address must be ours alone; port 0 becomes one port for all.
+        let listen = crate::shard::net::claim_tcp_address(config.shard.listen).map_err(|e| {
+            ServerError::Shard {
+                index: 0,
+                message: format!("cannot listen on {}: {e}", config.shard.listen),
+            }
+        })?;
+        let mut sockets = Vec::with_capacity(n);
+        for index in 0..n {
+            sockets.push(
+                ShardSockets::bind(index, listen, &config.shard).map_err(|e| {
+                    ServerError::Shard {
+                        index,
+                        message: e.to_string(),
+                    }
+                })?,
+            );
+        }
+        let mut handles = Vec::with_capacity(n);
+        let mut mailboxes = Vec::with_capacity(n);
+        for index in 0..n {
+            let (tx, rx) = mailbox().map_err(|e| ServerError::Shard {
+                index,
+                message: format!("cannot create the shard's eventfd: {e}"),
+            })?;
+            handles.push(tx);
+            mailboxes.push(rx);
+        }
+        let (offload, offload_pool) = Offload::start(2)
+            .map_err(|e| ServerError::Startup(format!("cannot start offload threads: {e}")))?;
+        let compiler = compiler::spawn(catalog.clone(), handles.clone())
+            .map_err(|e| ServerError::Startup(format!("cannot start the compile thread: {e}")))?;
+        let factories = Arc::new(self.extensions);
+        let authenticator = self.authenticator;
+        let epoch = Instant::now();
+        let (ready_tx, ready_rx) = mpsc::channel::<(usize, Result<(), String>)>();
+        let mut threads = Vec::with_capacity(n);
+        let mut pinned = Vec::with_capacity(n);
+        for (index, (socks, rx)) in sockets.into_iter().zip(mailboxes).enumerate() {
+            let core = cores.get(index % cores.len().max(1)).copied();
+            pinned.push(core.map(|c| c.id));
+            let cx = ExtensionContext {
+                shard: index,
+                shards: n,
+                offload: offload.clone(),
+            };
+            let pipeline = build_pipeline(&cx, &factories, authenticator.as_deref());
+            let parts = ShardParts {
+                index,
+                config: config.shard.clone(),
+                sockets: socks,
+                catalog: catalog.clone(),
+                pipeline,
+                mailbox: rx,
+                peers: handles.clone(),
+                compiler: compiler.clone(),
+                epoch,
+            };
+            let ready = ready_tx.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("shard-{index}"))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    match Shard::new(parts) {
+                        Ok(shard) => {
+                            let _ = ready.send((index, Ok(())));
+                            shard.run();
+                        }
+                        Err(e) => {
+                            let _ = ready.send((index, Err(e.to_string())));
+                        }
+                    }
+                })
+                .map_err(|e| ServerError::Shard {
+                    index,
+                    message: format!("cannot start thread: {e}"),
+                })?;
+            threads.push(thread);
+        }
+        drop(ready_tx);
+        drop(offload);
+        let running = RunningServer {
+            handles,
+            threads,
+            offload_pool: Some(offload_pool),
+            listen,
+        };
+        let mut failure = None;
+        for _ in 0..n {
+            match ready_rx.recv() {
+                Ok((_, Ok(()))) => {}
+                Ok((index, Err(message))) => {
+                    failure.get_or_insert(ServerError::Shard { index, message });
+                }
+                Err(_) => break,
+            }
+        }
+        if let Some(e) = failure {
+            running.stopper().stop();
+            running.join();
+            return Err(e);
+        }
+        for warning in crate::check_system::startup_warnings(&config) {
+            tracing::warn!("{warning}");
+        }
+        tracing::info!(
+            shards = n,
+            cpus = ?pinned,
+            listen = %listen,
+            files = catalog.len(),
+            media = %config.media.display(),
+            "cadence listening"
+        );
+        Ok(running)
+    }
+}
+
+fn fs_catalog(config: &Config) -> Result<FsCatalog, ServerError> {
+    let media_error = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |source| ServerError::Media { path, source }
+    };
+    let mut catalog = FsCatalog::scan(&config.media).map_err(media_error(&config.media))?;
+    if let Some(dir) = &config.hint_cache {
+        catalog = catalog.with_hint_cache(dir).map_err(media_error(dir))?;
+    }
+    Ok(catalog)
+}
+
+/// One shard's pipeline: the built-in extensions, then the registered ones.
+fn build_pipeline(
+    cx: &ExtensionContext,
+    factories: &[Arc<ExtensionFactory>],
+    authenticator: Option<&AuthenticatorFactory>,
+) -> Pipeline {
+    let mut p = Pipeline::new();
+    p.push(Box::new(builtin::Admission));
+    for f in factories {
+        p.push(f(cx));
+    }
+    if let Some(a) = authenticator {
+        p.set_authenticator(a(cx));
+    }
+    p
+}
+
+/// A running server: stop it with [`RunningServer::stopper`], wait for it
+/// with [`RunningServer::join`].
+pub struct RunningServer {
+    handles: Vec<ShardHandle>,
+    threads: Vec<JoinHandle<()>>,
+    offload_pool: Option<OffloadPool>,
+    listen: SocketAddr,
+}
+
+/// Stops a running server from any thread.
+#[derive(Clone)]
+pub struct Stopper {
+    handles: Vec<ShardHandle>,
+}
+
+impl Stopper {
+    /// Asks every shard to send RTCP BYE on its sessions and stop.
+    pub fn stop(&self) {
+        for h in &self.handles {
+            h.send(ShardMsg::Stop);
+        }
+    }
+}
+
+impl RunningServer {
+    /// The RTSP address every shard listens on (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Handles to message the shards, by index.
+    pub fn shards(&self) -> &[ShardHandle] {
+        &self.handles
+    }
+
+    /// A handle that stops the server.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            handles: self.handles.clone(),
+        }
+    }
+
+    /// Waits until every shard has stopped.
+    pub fn join(mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.handles.clear();
+        if let Some(pool) = self.offload_pool.take() {
+            pool.join();
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Request routing on a shard: a connection's input becomes requests (and
+//! interleaved RTCP), each request goes through the endpoint, and its
+//! [`Dispatch`] is carried out: the response is written (on this shard's
+//! connection, or sent back to the shard that forwarded the request), the
+//! request is forwarded to the shard owning its session, or it is parked
+//! until its file is compiled, holding back the connection's later input so
+//! replies keep their order.
+
+use rtsp_types::{Request, StatusCode};
+
+use super::conn::{ConnState, WriteItem};
+use super::{unix_now_us, CompileJob, Parked, Shard, ShardMsg};
+use crate::endpoint::{request_ctx, Dispatch};
+use crate::rtcp;
+use crate::rtsp::framing::{self, Input};
+use crate::rtsp::response;
+use crate::rtsp::RequestCtx;
+use crate::session::ConnId;
+
+impl Shard {
+    /// Handles every complete unit of input buffered on connection `id`.
+    pub(super) fn process_input(&mut self, id: ConnId, now: u64) {
+        loop {
+            let Some(c) = self.conns.get_mut(id) else {
+                return;
+            };
+            match c.state() {
+                ConnState::Closing | ConnState::Draining => {
+                    c.rbuf = Vec::new();
+                    return;
+                }
+                ConnState::Parked => {
+                    // A request of this connection waits for its file.
+                    if c.rbuf.len() > 4 * framing::MAX_MESSAGE {
+                        tracing::info!(shard = self.index, peer = %c.peer(), "too much input while a request waits; closing");
+                        self.close_conn(id, crate::pipeline::CloseReason::Disconnect, now);
+                    }
+                    return;
+                }
+                ConnState::Open => {}
+            }
+            let Some((input, used)) = framing::next(&c.rbuf) else {
+                return;
+            };
+            c.rbuf.drain(..used);
+            if c.rbuf.is_empty() {
+                // Give the memory back between messages.
+                c.rbuf = Vec::new();
+            }
+            let (peer, local) = (c.peer(), c.local());
+            match input {
+                Input::Request(req) => {
+                    let ctx = request_ctx(id, peer, local, now, unix_now_us(), false);
+                    self.handle_request(ctx, req, None);
+                }
+                Input::Data { payload, .. } => {
+                    if rtcp::looks_like_rtcp(&payload) {
+                        let ok = self.endpoint.on_rtcp(&payload, now);
+                        self.stats.count_rtcp(ok);
+                    }
+                }
+                Input::Response => {}
+                Input::Malformed => {
+                    tracing::debug!(shard = self.index, %peer, "malformed RTSP input; closing");
+                    self.stats.malformed += 1;
+                    self.write_to_conn(id, response::bad_request_bytes(), true);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handles a request, local or forwarded. `reply_to` is the originating
+    /// shard of a forwarded request.
+    pub(super) fn handle_request(
+        &mut self,
+        ctx: RequestCtx,
+        req: Request<Vec<u8>>,
+        reply_to: Option<usize>,
+    ) {
+        let dispatch = self.endpoint.handle(&ctx, req);
+        self.carry_out(ctx, dispatch, reply_to);
+    }
+
+    fn carry_out(&mut self, ctx: RequestCtx, dispatch: Dispatch, reply_to: Option<usize>) {
+        match dispatch {
+            Dispatch::Respond { response, close } => {
+                let bytes = response::serialize(&response);
+                self.send_response(ctx.conn, bytes, close, reply_to);
+            }
+            Dispatch::Forward { shard, request } => self.forward(ctx, shard, request, reply_to),
+            Dispatch::Defer { path, parked } => self.park(ctx, parked, reply_to, path),
+        }
+    }
+
+    fn forward(
+        &mut self,
+        ctx: RequestCtx,
+        owner: usize,
+        request: Request<Vec<u8>>,
+        reply_to: Option<usize>,
+    ) {
+        let cseq = request
+            .header(&rtsp_types::headers::CSEQ)
+            .map(|v| v.as_str().trim().to_string());
+        if let Some(tx) = self.peers.get(owner) {
+            let msg = ShardMsg::Request {
+                from: self.index,
+                conn: ctx.conn,
+                peer: ctx.peer,
+                local: ctx.local,
+                request: Box::new(request),
+            };
+            if tx.send(msg) {
+                self.stats.forwarded += 1;
+                return;
+            }
+        }
+        // No such shard: the session cannot exist.
+        let mut r = response::refusal(StatusCode::SessionNotFound);
+        response::finish(&mut r, cseq.as_deref());
+        self.send_response(ctx.conn, response::serialize(&r), false, reply_to);
+    }
+
+    /// Parks a request until `path` is compiled; a local connection stops
+    /// reading requests meanwhile, so that replies keep their order.
+    fn park(
+        &mut self,
+        ctx: RequestCtx,
+        parked: crate::endpoint::Parked,
+        reply_to: Option<usize>,
+        path: String,
+    ) {
+        if reply_to.is_none() {
+            if let Some(c) = self.conns.get_mut(ctx.conn) {
+                c.set_state(ConnState::Parked);
+            }
+        }
+        if !self.compiling.contains(&path) {
+            let job = CompileJob {
+                path: path.clone(),
+                shard: self.index,
+            };
+            if self.compiler.send(job).is_err() {
+                tracing::error!(shard = self.index, "compile thread is gone");
+            }
+            self.compiling.push(path.clone());
+        }
+        self.parked.push(Parked {
+            ctx,
+            parked,
+            reply_to,
+            path,
+        });
+    }
+
+    /// Handles the requests parked for `path`, in arrival order, and resumes
+    /// their connections.
+    pub(super) fn compiled(&mut self, path: &str, now: u64) {
+        self.compiling.retain(|p| p != path);
+        let (ready, waiting): (Vec<Parked>, Vec<Parked>) = std::mem::take(&mut self.parked)
+            .into_iter()
+            .partition(|p| p.path == path);
+        self.parked = waiting;
+        for p in ready {
+            let mut ctx = p.ctx;
+            ctx.now_us = now;
+            ctx.unix_us = unix_now_us();
+            let local = p.reply_to.is_none();
+            if local {
+                if let Some(c) = self.conns.get_mut(ctx.conn) {
+                    c.set_state(ConnState::Open);
+                }
+            }
+            let dispatch = self.endpoint.resume(&ctx, p.parked);
+            self.carry_out(ctx, dispatch, p.reply_to);
+            if local
+                && self
+                    .conns
+                    .get(ctx.conn)
+                    .is_some_and(|c| c.state() == ConnState::Open)
+            {
+                self.process_input(ctx.conn, now);
+            }
+        }
+    }
+
+    fn send_response(
+        &mut self,
+        conn: ConnId,
+        bytes: Vec<u8>,
+        close: bool,
+        reply_to: Option<usize>,
+    ) {
+        match reply_to {
+            Some(shard) if shard != self.index => {
+                if let Some(tx) = self.peers.get(shard) {
+                    tx.send(ShardMsg::Response { conn, bytes, close });
+                }
+            }
+            _ => self.write_to_conn(conn, bytes, close),
+        }
+    }
+
+    /// Queues `bytes` on connection `conn`; with `close`, the connection is
+    /// closed once its queue has drained and its input is ignored.
+    pub(super) fn write_to_conn(&mut self, conn: ConnId, bytes: Vec<u8>, close: bool) {
+        if !self.conns.enqueue(conn, WriteItem::Bytes(bytes)) {
+            return;
+        }
+        if close {
+            if let Some(c) = self.conns.get_mut(conn) {
+                c.set_state(ConnState::Draining);
+                c.rbuf = Vec::new();
+            }
+        }
+    }
+}
