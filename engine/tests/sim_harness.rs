@@ -13,7 +13,9 @@ use cadence_engine::catalog::{Catalog, MemoryCatalog};
 use cadence_engine::endpoint::EndpointConfig;
 use cadence_engine::pipeline::{CloseReason, Extension, Pipeline, SessionEvent, SessionSummary};
 use cadence_engine::sim::{header, session_of, Sim};
-use rtcp_types::{Compound, Packet, ReceiverReport, ReportBlock, RtcpPacketWriter, RtcpPacketWriterExt};
+use rtcp_types::{
+    Compound, Packet, ReceiverReport, ReportBlock, RtcpPacketWriter, RtcpPacketWriterExt,
+};
 use rtsp_types::StatusCode;
 
 const SAMPLE: &[u8] = include_bytes!("../../media/sample.mp4");
@@ -141,7 +143,11 @@ fn describe_setup_play_pause_play_teardown_in_simulated_time() {
         "PLAY {BASE} RTSP/1.0\r\nCSeq: 7\r\nSession: {id}\r\n\r\n"
     ));
     assert_eq!(r.status(), StatusCode::Ok);
-    assert!(header(&r, "Range").starts_with("npt=6.000-"), "{}", header(&r, "Range"));
+    assert!(
+        header(&r, "Range").starts_with("npt=6.000-"),
+        "{}",
+        header(&r, "Range")
+    );
     sim.advance(3_000_000);
     let r = sim.request(&format!(
         "TEARDOWN {BASE} RTSP/1.0\r\nCSeq: 8\r\nSession: {id}\r\n\r\n"
@@ -177,7 +183,10 @@ fn describe_setup_play_pause_play_teardown_in_simulated_time() {
             } else {
                 e.send_time_us + 4_000_000
             };
-            assert!(s.at_us + lead >= due && s.at_us <= due.max(lead) + lead, "{s:?} due {due}");
+            assert!(
+                s.at_us + lead >= due && s.at_us <= due.max(lead) + lead,
+                "{s:?} due {due}"
+            );
         }
     }
 
@@ -185,12 +194,12 @@ fn describe_setup_play_pause_play_teardown_in_simulated_time() {
     // then 5 s later, none while paused, one at the resume; then BYE.
     let (srs, byes) = reports(&sim);
     for (i, ssrc) in &ssrc_of_track {
-        let times: Vec<u64> = srs
-            .iter()
-            .filter(|r| r.1 == *ssrc)
-            .map(|r| r.0)
-            .collect();
-        assert_eq!(times, vec![500, 5_000_500, 10_000_500], "track {i} SR times");
+        let times: Vec<u64> = srs.iter().filter(|r| r.1 == *ssrc).map(|r| r.0).collect();
+        assert_eq!(
+            times,
+            vec![500, 5_000_500, 10_000_500],
+            "track {i} SR times"
+        );
         // Each SR's packet count is what had been sent by then.
         for r in srs.iter().filter(|r| r.1 == *ssrc) {
             let sent = sim
@@ -202,7 +211,10 @@ fn describe_setup_play_pause_play_teardown_in_simulated_time() {
             assert_eq!(r.2 as usize, sent, "SR packet count at {} µs", r.0);
         }
         assert_eq!(
-            byes.iter().filter(|b| b.1 == *ssrc).map(|b| b.0).collect::<Vec<_>>(),
+            byes.iter()
+                .filter(|b| b.1 == *ssrc)
+                .map(|b| b.0)
+                .collect::<Vec<_>>(),
             vec![13_000_000],
             "one BYE per track, at TEARDOWN"
         );
@@ -211,7 +223,11 @@ fn describe_setup_play_pause_play_teardown_in_simulated_time() {
     // 5.0005 s and at the resume (npt 6.0005 s) are 1.0 s apart in RTP time.
     let video: Vec<_> = srs.iter().filter(|r| r.1 == video_ssrc).collect();
     let clock = file.tracks[0].clock_rate;
-    assert_eq!(video[2].3.wrapping_sub(video[1].3), clock, "1 s of RTP ticks");
+    assert_eq!(
+        video[2].3.wrapping_sub(video[1].3),
+        clock,
+        "1 s of RTP ticks"
+    );
 
     // 3. The lifecycle events, and the closed event's counters.
     let log = events.log.lock().expect("log").clone();

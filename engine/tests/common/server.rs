@@ -82,12 +82,18 @@ impl Server {
 
     /// Like [`Server::start_dir`], with extra `cadence` flags.
     pub fn start_dir_with(media: TempDir, extra: &[&str]) -> Server {
+        Server::start_program(Path::new(env!("CARGO_BIN_EXE_cadence")), media, extra)
+    }
+
+    /// Like [`Server::start_dir_with`], running `program` (a server built on
+    /// the engine library, such as an example) instead of `cadence`.
+    pub fn start_program(program: &Path, media: TempDir, extra: &[&str]) -> Server {
         let log = media.path().with_extension("server.log");
         let mut last_log = String::new();
         for _attempt in 0..3 {
             let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
             let log_file = fs::File::create(&log).expect("create server log");
-            let mut child = Command::new(env!("CARGO_BIN_EXE_cadence"))
+            let mut child = Command::new(program)
                 .args(if extra.contains(&"--cores") {
                     vec![]
                 } else {
