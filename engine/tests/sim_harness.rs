@@ -54,7 +54,9 @@ impl Extension for Events {
 /// Sender reports in the RTCP sent so far: (time µs, SSRC, packet count,
 /// RTP timestamp), and BYEs: (time µs, SSRC). The SR that leads a BYE
 /// compound (RFC 3550 §6.1) counts as part of the BYE.
-fn reports(sim: &Sim) -> (Vec<(u64, u32, u32, u32)>, Vec<(u64, u32)>) {
+type SenderReport = (u64, u32, u32, u32);
+
+fn reports(sim: &Sim) -> (Vec<SenderReport>, Vec<(u64, u32)>) {
     let mut srs = Vec::new();
     let mut byes = Vec::new();
     for p in &sim.rtcp {
