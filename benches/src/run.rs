@@ -435,6 +435,12 @@ impl Runner<'_> {
                 .args(["--udp-port-base", &procs::free_udp_pair(ip)?.to_string()])
                 .args(["--log-level", "warn,cadence_engine::shard::stats=info"])
                 .env("NO_COLOR", "1");
+                // The load tool opens every session from one address; lift
+                // the per-address connection cap where the engine has one
+                // (releases before 0.2.0 do not know the flag).
+                if engine_has_flag(&p.engine, "--max-connections-per-ip") {
+                    c.args(["--max-connections-per-ip", "0"]);
+                }
                 c
             }
             Server::Peer => {
@@ -966,4 +972,13 @@ pub fn emit_json<T: serde::Serialize>(v: &T) -> Result<()> {
     writeln!(out, "{}", serde_json::to_string(v)?)?;
     out.flush()?;
     Ok(())
+}
+
+/// True when `engine --help` lists `flag`.
+fn engine_has_flag(engine: &Path, flag: &str) -> bool {
+    std::process::Command::new(engine)
+        .arg("--help")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(flag))
+        .unwrap_or(false)
 }

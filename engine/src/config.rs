@@ -61,6 +61,19 @@ pub struct ServeArgs {
     /// Folder where schedules built for un-hinted files are kept between runs.
     #[arg(long)]
     pub hint_cache: Option<PathBuf>,
+    /// Seconds a connection may take to send a complete request (from
+    /// connecting, or from the first byte of a request); then 408 and close
+    /// [default: 10].
+    #[arg(long)]
+    pub request_timeout: Option<u64>,
+    /// Seconds a connection that holds no session may stay silent before it
+    /// is closed [default: 60].
+    #[arg(long)]
+    pub idle_timeout: Option<u64>,
+    /// Most RTSP connections per client address, all shards together; 0 for
+    /// no cap [default: 1000].
+    #[arg(long)]
+    pub max_connections_per_ip: Option<u32>,
 }
 
 /// The TOML file's keys (all optional).
@@ -87,6 +100,12 @@ pub struct FileConfig {
     pub send_slots: Option<usize>,
     /// Pacer tick in µs, 100..=1000 [default: 500].
     pub tick_us: Option<u64>,
+    /// See `--request-timeout`.
+    pub request_timeout: Option<u64>,
+    /// See `--idle-timeout`.
+    pub idle_timeout: Option<u64>,
+    /// See `--max-connections-per-ip`.
+    pub max_connections_per_ip: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -186,6 +205,19 @@ impl Config {
                 "--session-timeout must be at least 1 s".into(),
             ));
         }
+        let request_timeout_s = args
+            .request_timeout
+            .or(file.request_timeout)
+            .unwrap_or(defaults.request_timeout_us / 1_000_000);
+        let idle_timeout_s = args
+            .idle_timeout
+            .or(file.idle_timeout)
+            .unwrap_or(defaults.idle_timeout_us / 1_000_000);
+        if request_timeout_s == 0 || idle_timeout_s == 0 {
+            return Err(ConfigError::Invalid(
+                "--request-timeout and --idle-timeout must be at least 1 s".into(),
+            ));
+        }
         Ok(Config {
             cores,
             media: args
@@ -215,6 +247,12 @@ impl Config {
                     .send_slots
                     .unwrap_or(defaults.send_slots)
                     .clamp(64, 1 << 20),
+                request_timeout_us: request_timeout_s.saturating_mul(1_000_000),
+                idle_timeout_us: idle_timeout_s.saturating_mul(1_000_000),
+                max_connections_per_ip: args
+                    .max_connections_per_ip
+                    .or(file.max_connections_per_ip)
+                    .unwrap_or(defaults.max_connections_per_ip),
                 ..defaults
             },
         })

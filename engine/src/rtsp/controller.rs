@@ -206,6 +206,12 @@ impl Controller {
         &mut self.sessions
     }
 
+    /// True when connection `conn` created a session that still exists (or
+    /// carries one's interleaved data).
+    pub fn conn_has_sessions(&self, conn: ConnId) -> bool {
+        self.by_conn.contains_key(&conn)
+    }
+
     /// Slab key of the session with public ID `id`.
     pub fn key_of(&self, id: SessionId) -> Option<usize> {
         self.by_id.get(&id).copied()

@@ -76,6 +76,16 @@ pub fn bad_request_bytes() -> Vec<u8> {
     })
 }
 
+/// Serialized 408 Request Timeout for a connection that did not complete a
+/// request in time (it is then closed).
+pub fn request_timeout_bytes() -> Vec<u8> {
+    serialize(&{
+        let mut r = status(StatusCode::RequestTimeout);
+        finish(&mut r, None);
+        r
+    })
+}
+
 /// Serializes `response` (status line, headers, body).
 pub fn serialize(response: &RtspResponse) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(256 + response.body().len());

@@ -179,6 +179,9 @@ impl ServerBuilder {
             .map_err(|e| ServerError::Startup(format!("cannot start offload threads: {e}")))?;
         let compiler = compiler::spawn(catalog.clone(), handles.clone())
             .map_err(|e| ServerError::Startup(format!("cannot start the compile thread: {e}")))?;
+        let limiter = Arc::new(crate::shard::ip_limit::IpLimiter::new(
+            config.shard.max_connections_per_ip,
+        ));
         let factories = Arc::new(self.extensions);
         let authenticator = self.authenticator;
         let epoch = Instant::now();
@@ -204,6 +207,7 @@ impl ServerBuilder {
                 peers: handles.clone(),
                 compiler: compiler.clone(),
                 epoch,
+                limiter: limiter.clone(),
             };
             let ready = ready_tx.clone();
             let thread = std::thread::Builder::new()

@@ -13,6 +13,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use cadence_hinting::FileSchedule;
 
+use super::ip_limit::IpSlot;
 use super::slots::segment_iovecs;
 use crate::pacer::header::MAX_HEADER_LEN;
 
@@ -108,12 +109,35 @@ pub struct Conn {
     front_sent: usize,
     queued_bytes: usize,
     wbuf: Option<Box<WriteBuf>>,
+    /// The per-address slot this connection holds.
+    ip_slot: Option<IpSlot>,
+    /// Shard clock of accept, µs.
+    accepted_us: u64,
+    /// Shard clock of the last input, µs.
+    last_input_us: u64,
+    /// Shard clock by which the connection must complete a request, µs:
+    /// set at accept and when a request starts arriving, cleared when the
+    /// input buffer holds no partial request.
+    request_deadline_us: Option<u64>,
 }
 
 impl Conn {
-    /// A new open connection.
-    pub fn new(fd: OwnedFd, generation: u32, peer: SocketAddr, local: SocketAddr) -> Self {
+    /// A new open connection, accepted at shard clock `now_us`, that must
+    /// send a complete request by `request_deadline_us`.
+    pub fn new(
+        fd: OwnedFd,
+        generation: u32,
+        peer: SocketAddr,
+        local: SocketAddr,
+        ip_slot: Option<IpSlot>,
+        now_us: u64,
+        request_deadline_us: u64,
+    ) -> Self {
         Conn {
+            ip_slot,
+            accepted_us: now_us,
+            last_input_us: now_us,
+            request_deadline_us: Some(request_deadline_us),
             fd,
             generation,
             peer,
@@ -127,6 +151,41 @@ impl Conn {
             front_sent: 0,
             queued_bytes: 0,
             wbuf: None,
+        }
+    }
+
+    /// Takes the per-address slot (to give it back on close).
+    pub fn take_ip_slot(&mut self) -> Option<IpSlot> {
+        self.ip_slot.take()
+    }
+
+    /// Shard clock of accept, µs.
+    pub fn accepted_us(&self) -> u64 {
+        self.accepted_us
+    }
+
+    /// Shard clock of the last input, µs.
+    pub fn last_input_us(&self) -> u64 {
+        self.last_input_us
+    }
+
+    /// Shard clock by which a pending request must be complete, µs.
+    pub fn request_deadline_us(&self) -> Option<u64> {
+        self.request_deadline_us
+    }
+
+    /// Records input at `now_us`.
+    pub fn input_at(&mut self, now_us: u64) {
+        self.last_input_us = now_us;
+    }
+
+    /// After the input was processed at `now_us`: a partial request must be
+    /// complete within `request_timeout_us` of when it started arriving.
+    pub fn update_request_deadline(&mut self, now_us: u64, request_timeout_us: u64) {
+        if self.rbuf.is_empty() {
+            self.request_deadline_us = None;
+        } else if self.request_deadline_us.is_none() {
+            self.request_deadline_us = Some(now_us.saturating_add(request_timeout_us));
         }
     }
 

@@ -5,45 +5,83 @@
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use slab::Slab;
 
 use super::conn::{Conn, WriteItem};
+use super::ip_limit::{IpLimiter, IpSlot};
 use crate::session::ConnId;
 
 /// Highest slab index a connection may have (the io_uring `user_data`
 /// encoding holds 24 bits).
 pub const MAX_CONNECTIONS: usize = 1 << 24;
 
+/// Why the sweep ends a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// It did not complete a request within `request_timeout` (answered 408).
+    RequestTimeout,
+    /// It holds no session and sent nothing for `idle_timeout`.
+    Idle,
+}
+
 /// The connections of one shard.
 pub struct ConnTable {
     slab: Slab<Conn>,
     next_generation: u32,
     dirty: Vec<ConnId>,
+    limiter: Arc<IpLimiter>,
 }
 
-impl Default for ConnTable {
-    fn default() -> Self {
+impl ConnTable {
+    /// An empty table whose connections count against `limiter`.
+    pub fn new(limiter: Arc<IpLimiter>) -> Self {
         ConnTable {
             slab: Slab::new(),
             next_generation: 1,
             dirty: Vec::with_capacity(256),
+            limiter,
         }
     }
-}
 
-impl ConnTable {
-    /// Adds a connection; `None` when the table is full (the socket is
-    /// dropped, which closes it).
-    pub fn insert(&mut self, fd: OwnedFd, peer: SocketAddr, local: SocketAddr) -> Option<ConnId> {
+    /// The per-address limiter.
+    pub fn limiter(&self) -> &IpLimiter {
+        &self.limiter
+    }
+
+    /// Adds a connection accepted at `now_us` that holds `slot` and must
+    /// send a complete request by `request_deadline_us`; `None` when the
+    /// table is full (the socket is dropped, which closes it, and the slot is
+    /// given back).
+    pub fn insert(
+        &mut self,
+        fd: OwnedFd,
+        peer: SocketAddr,
+        local: SocketAddr,
+        slot: Option<IpSlot>,
+        now_us: u64,
+        request_deadline_us: u64,
+    ) -> Option<ConnId> {
         let generation = self.next_generation;
         self.next_generation = self.next_generation.wrapping_add(1).max(1);
         let entry = self.slab.vacant_entry();
         let index = entry.key();
         if index >= MAX_CONNECTIONS {
+            if let Some(slot) = slot {
+                self.limiter.release(slot);
+            }
             return None;
         }
-        entry.insert(Conn::new(fd, generation, peer, local));
+        entry.insert(Conn::new(
+            fd,
+            generation,
+            peer,
+            local,
+            slot,
+            now_us,
+            request_deadline_us,
+        ));
         Some(ConnId {
             index: index as u32,
             generation,
@@ -77,8 +115,65 @@ impl ConnTable {
     /// Frees `id` once it is closing and has nothing in flight.
     pub fn free_if_done(&mut self, id: ConnId) {
         if self.get(id).is_some_and(|c| c.is_closing() && !c.busy()) {
-            self.slab.remove(id.index as usize);
+            let mut c = self.slab.remove(id.index as usize);
+            if let Some(slot) = c.take_ip_slot() {
+                self.limiter.release(slot);
+            }
         }
+    }
+
+    /// The connections to end at `now_us`: those past their request
+    /// deadline, and those holding no session (`has_session`) idle for more
+    /// than `idle_timeout_us`. Appends to `out`.
+    pub fn expired(
+        &self,
+        now_us: u64,
+        idle_timeout_us: u64,
+        has_session: impl Fn(ConnId) -> bool,
+        out: &mut Vec<(ConnId, Expiry)>,
+    ) {
+        for (k, c) in self.slab.iter() {
+            // Parked connections wait on us (a compile), draining ones close.
+            if c.state() != super::conn::ConnState::Open {
+                continue;
+            }
+            let id = ConnId {
+                index: k as u32,
+                generation: c.generation(),
+            };
+            if c.request_deadline_us().is_some_and(|d| now_us >= d) {
+                out.push((id, Expiry::RequestTimeout));
+            } else if now_us.saturating_sub(c.last_input_us()) > idle_timeout_us && !has_session(id)
+            {
+                out.push((id, Expiry::Idle));
+            }
+        }
+    }
+
+    /// Up to `n` of the oldest open connections that hold no session, for
+    /// shedding when the process runs out of descriptors.
+    pub fn oldest_sessionless(
+        &self,
+        n: usize,
+        has_session: impl Fn(ConnId) -> bool,
+    ) -> Vec<ConnId> {
+        let mut v: Vec<(u64, ConnId)> = self
+            .slab
+            .iter()
+            .filter(|(_, c)| !c.is_closing())
+            .map(|(k, c)| {
+                (
+                    c.accepted_us(),
+                    ConnId {
+                        index: k as u32,
+                        generation: c.generation(),
+                    },
+                )
+            })
+            .filter(|(_, id)| !has_session(*id))
+            .collect();
+        v.sort_unstable_by_key(|(t, _)| *t);
+        v.into_iter().take(n).map(|(_, id)| id).collect()
     }
 
     /// Queues `item` on `id` and lists it for flushing. False when the

@@ -20,6 +20,7 @@ pub mod bufring;
 pub mod conn;
 pub mod conns;
 pub mod driver;
+pub mod ip_limit;
 pub mod mailbox;
 pub mod net;
 pub mod ops;
@@ -71,6 +72,14 @@ pub struct ShardConfig {
     pub udp_buffer_bytes: usize,
     /// RTCP sender report interval, µs.
     pub sr_interval_us: u64,
+    /// A connection must complete a request within this long of starting
+    /// it (or of connecting), µs; otherwise it gets 408 and is closed.
+    pub request_timeout_us: u64,
+    /// A connection that holds no session and sends nothing for this long
+    /// is closed, µs.
+    pub idle_timeout_us: u64,
+    /// Most RTSP connections per client address, process-wide (0: no cap).
+    pub max_connections_per_ip: u32,
 }
 
 impl Default for ShardConfig {
@@ -85,6 +94,9 @@ impl Default for ShardConfig {
             ring_entries: 4096,
             udp_buffer_bytes: 4 << 20,
             sr_interval_us: 5_000_000,
+            request_timeout_us: 10_000_000,
+            idle_timeout_us: 60_000_000,
+            max_connections_per_ip: 1000,
         }
     }
 }
@@ -230,6 +242,8 @@ pub struct ShardParts {
     pub compiler: Sender<CompileJob>,
     /// The process-wide clock origin of shard clocks.
     pub epoch: Instant,
+    /// The process-wide per-address connection counter.
+    pub limiter: Arc<ip_limit::IpLimiter>,
 }
 
 /// A request parked until its file is compiled.
@@ -259,9 +273,21 @@ pub struct Shard {
     epoch: Instant,
     stats: ShardStats,
     accept_armed: bool,
+    /// While out of descriptors, accepting resumes at this shard clock, µs.
+    accept_paused_until: Option<u64>,
     accept_log: LogLimiter,
+    refused_log: LogLimiter,
+    next_sweep_us: u64,
+    expired: Vec<(ConnId, conns::Expiry)>,
     stopping: bool,
 }
+
+/// How often connection deadlines are checked, µs.
+const SWEEP_US: u64 = 500_000;
+/// How long accepting pauses after EMFILE/ENFILE, µs.
+const ACCEPT_BACKOFF_US: u64 = 100_000;
+/// Connections shed per EMFILE/ENFILE.
+const SHED_PER_EMFILE: usize = 16;
 
 /// Shard clock: µs since the process-wide epoch.
 fn now_us(epoch: Instant) -> u64 {
@@ -293,6 +319,7 @@ impl Shard {
             peers,
             compiler,
             epoch,
+            limiter,
         } = parts;
         let driver = Driver::new(config.ring_entries).map_err(ShardError::Uring)?;
         let v6 = config.listen.is_ipv6();
@@ -318,7 +345,7 @@ impl Shard {
             rearm: Vec::new(),
             sockets,
             endpoint,
-            conns: ConnTable::default(),
+            conns: ConnTable::new(limiter),
             mailbox,
             peers,
             compiler,
@@ -327,7 +354,11 @@ impl Shard {
             epoch,
             stats: ShardStats::default(),
             accept_armed: false,
+            accept_paused_until: None,
             accept_log: LogLimiter::new(1, 10_000_000),
+            refused_log: LogLimiter::new(1, 10_000_000),
+            next_sweep_us: 0,
+            expired: Vec::new(),
             stopping: false,
         })
     }
@@ -383,6 +414,16 @@ impl Shard {
                 self.stats
                     .log(self.index, self.endpoint.controller().len(), 10);
             }
+            if now >= self.next_sweep_us {
+                self.sweep(now);
+                self.next_sweep_us = now + SWEEP_US;
+            }
+            if self.accept_paused_until.is_some_and(|t| now >= t) {
+                self.accept_paused_until = None;
+                if !self.accept_armed {
+                    self.arm_accept();
+                }
+            }
             self.send_rtcp();
             self.flush_dirty();
             for id in std::mem::take(&mut self.rearm) {
@@ -392,11 +433,14 @@ impl Shard {
             let wait = if self.conns.has_dirty() {
                 0
             } else {
-                self.endpoint
-                    .next_deadline(after)
-                    .map(|d| d.saturating_sub(after))
-                    .unwrap_or(MAX_WAIT_US)
-                    .min(MAX_WAIT_US)
+                let mut deadline = self.next_sweep_us;
+                if let Some(d) = self.endpoint.next_deadline(after) {
+                    deadline = deadline.min(d);
+                }
+                if let Some(t) = self.accept_paused_until {
+                    deadline = deadline.min(t);
+                }
+                deadline.saturating_sub(after).min(MAX_WAIT_US)
             };
             if let Err(e) = self.driver.submit_and_wait(wait) {
                 tracing::error!(shard = self.index, error = %e, "io_uring_enter failed");
@@ -436,31 +480,112 @@ impl Shard {
             self.accept_armed = false;
         }
         if res < 0 {
-            if res != -libc::ECANCELED {
-                self.stats.accept_errors += 1;
-                if let Some(suppressed) = self.accept_log.allow(now) {
-                    tracing::warn!(shard = self.index, error = %std::io::Error::from_raw_os_error(-res), suppressed, "accept failed");
-                }
+            if res == -libc::ECANCELED {
+                return;
             }
-            if !self.accept_armed && !self.stopping {
+            self.stats.accept_errors += 1;
+            let out_of_fds = res == -libc::EMFILE || res == -libc::ENFILE;
+            let shed = if out_of_fds {
+                self.out_of_descriptors(now)
+            } else {
+                0
+            };
+            if let Some(suppressed) = self.accept_log.allow(now) {
+                tracing::warn!(
+                    shard = self.index,
+                    error = %std::io::Error::from_raw_os_error(-res),
+                    failures_since_last_line = suppressed + 1,
+                    shed,
+                    connections = self.conns.len(),
+                    "accept failed"
+                );
+            }
+            if !self.accept_armed && !self.stopping && self.accept_paused_until.is_none() {
                 self.arm_accept();
             }
             return;
         }
         // SAFETY: a successful accept returns a new descriptor we now own.
         let fd = unsafe { OwnedFd::from_raw_fd(res) };
-        if !self.accept_armed {
+        if !self.accept_armed && self.accept_paused_until.is_none() {
             self.arm_accept();
         }
         net::tune_accepted(fd.as_raw_fd());
         let Some((local, peer)) = net::addresses(fd.as_raw_fd()) else {
             return;
         };
-        let Some(id) = self.conns.insert(fd, peer, local) else {
+        let Some(slot) = self.conns.limiter().acquire(peer.ip()) else {
+            self.stats.refused_per_ip += 1;
+            if let Some(suppressed) = self.refused_log.allow(now) {
+                tracing::warn!(
+                    shard = self.index,
+                    %peer,
+                    max = self.conns.limiter().max(),
+                    refused_since_last_line = suppressed + 1,
+                    "connection refused: address at max_connections_per_ip"
+                );
+            }
+            return;
+        };
+        let deadline = now.saturating_add(self.config.request_timeout_us);
+        let Some(id) = self
+            .conns
+            .insert(fd, peer, local, Some(slot), now, deadline)
+        else {
             return;
         };
         tracing::debug!(shard = self.index, %peer, "RTSP connection");
         self.arm_recv(id);
+    }
+
+    /// EMFILE/ENFILE: stop accepting for a moment (the multishot accept
+    /// would otherwise fail again at once, forever) and shed the oldest
+    /// connections that hold no session, so that a client with a session
+    /// to set up finds a descriptor. Playing sessions are never shed.
+    /// Returns how many were shed.
+    fn out_of_descriptors(&mut self, now: u64) -> usize {
+        if self.accept_armed {
+            self.driver.cancel(Op::Accept);
+        }
+        self.accept_paused_until = Some(now + ACCEPT_BACKOFF_US);
+        let endpoint = &self.endpoint;
+        let victims = self.conns.oldest_sessionless(SHED_PER_EMFILE, |id| {
+            endpoint.controller().conn_has_sessions(id)
+        });
+        let n = victims.len();
+        for id in victims {
+            self.stats.shed += 1;
+            self.close_conn(id, CloseReason::Disconnect, now);
+        }
+        n
+    }
+
+    /// Ends the connections past their deadlines: 408 for a request not
+    /// completed in time, a quiet close for an idle connection without
+    /// session.
+    fn sweep(&mut self, now: u64) {
+        let mut expired = std::mem::take(&mut self.expired);
+        let endpoint = &self.endpoint;
+        self.conns.expired(
+            now,
+            self.config.idle_timeout_us,
+            |id| endpoint.controller().conn_has_sessions(id),
+            &mut expired,
+        );
+        for &(id, why) in &expired {
+            match why {
+                conns::Expiry::RequestTimeout => {
+                    self.stats.request_timeouts += 1;
+                    self.write_to_conn(id, crate::rtsp::response::request_timeout_bytes(), true);
+                }
+                conns::Expiry::Idle => {
+                    self.stats.idle_closed += 1;
+                    self.close_conn(id, CloseReason::Disconnect, now);
+                }
+            }
+        }
+        expired.clear();
+        self.expired = expired;
     }
 
     fn on_recv(&mut self, id: ConnId, res: i32, flags: u32, now: u64) {
@@ -494,12 +619,17 @@ impl Shard {
             self.close_conn(id, CloseReason::Disconnect, now);
             return;
         }
+        c.input_at(now);
         if let Some(bid) = bid {
             let data = self.driver.buffer(bid, res as usize);
             c.rbuf.extend_from_slice(data);
             self.driver.recycle(bid);
         }
         self.process_input(id, now);
+        let timeout = self.config.request_timeout_us;
+        if let Some(c) = self.conns.get_mut(id) {
+            c.update_request_deadline(now, timeout);
+        }
         if !more {
             self.arm_recv(id);
         }

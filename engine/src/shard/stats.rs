@@ -40,6 +40,14 @@ pub struct ShardStats {
     pub rtcp_dropped: u64,
     /// io_uring submits that failed.
     pub submit_errors: u64,
+    /// Connections refused at `max_connections_per_ip`.
+    pub refused_per_ip: u64,
+    /// Connections shed when out of descriptors.
+    pub shed: u64,
+    /// Connections answered 408 for not completing a request in time.
+    pub request_timeouts: u64,
+    /// Sessionless connections closed for idleness.
+    pub idle_closed: u64,
 }
 
 impl ShardStats {
@@ -91,6 +99,10 @@ impl ShardStats {
                 malformed = self.malformed,
                 rtcp_dropped = self.rtcp_dropped,
                 submit_errors = self.submit_errors,
+                refused_per_ip = self.refused_per_ip,
+                shed = self.shed,
+                request_timeouts = self.request_timeouts,
+                idle_closed = self.idle_closed,
                 "shard stats"
             );
         }
