@@ -1,0 +1,1 @@
+//! Tests of the loaded rules and the decision.
