@@ -702,7 +702,6 @@ fn signed_urls_optional_and_required() {
     // No signature: the access file applies.
     assert_eq!(with(Vec::new(), "192.0.2.1").status(), 401);
     // Required: no signature is 403 even where no access file applies.
-    let mut fx = fx;
     fx.cfg.signed_urls = SignedUrlMode::Required;
     let rules = fx.rules();
     let mut r = Req::new("open.mp4");
