@@ -821,3 +821,10 @@ fn a_nonce_key_file_is_shared_between_servers() {
         Some(&Refusal::BadNonce { user: "bob".into() })
     );
 }
+
+#[test]
+fn the_snapshot_can_be_shared_across_shards() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<AccessRules>();
+    shareable::<std::sync::Arc<AccessRules>>();
+}
