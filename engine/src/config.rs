@@ -27,6 +27,11 @@ pub enum Command {
     /// Print each system setting and limit that caps capacity, with the
     /// recommended value.
     CheckSystem,
+    /// Add or change a user in a DSS qtusers file (password from the
+    /// terminal without echo, or the first line of stdin).
+    Passwd(crate::access::cli::PasswdArgs),
+    /// Print a signed URL (the key is the server's url_secret_file).
+    SignUrl(crate::access::cli::SignUrlArgs),
 }
 
 /// Flags of the server. Unset flags come from `--config`, then defaults.

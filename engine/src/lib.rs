@@ -45,6 +45,7 @@
 //!   is sans-IO: it never reads a clock or touches a socket, so it is tested
 //!   in simulated time (`engine/tests/sim_harness.rs`).
 
+pub mod access;
 pub mod builtin;
 pub mod catalog;
 pub mod check_system;

@@ -9,6 +9,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::Passwd(args)) => return cadence_engine::access::cli::passwd_main(args),
+        Some(Command::SignUrl(args)) => return cadence_engine::access::cli::sign_url_main(args),
+        _ => {}
+    }
     let cpus = core_affinity::get_core_ids().map(|c| c.len()).unwrap_or(1);
     let config = match Config::resolve(&cli.serve, cpus) {
         Ok(c) => c,
