@@ -111,6 +111,8 @@ pub struct FileConfig {
     pub idle_timeout: Option<u64>,
     /// See `--max-connections-per-ip`.
     pub max_connections_per_ip: Option<u32>,
+    /// `[auth]`: users, groups, access files, signed URLs, subnet rules.
+    pub auth: Option<crate::access::AuthConfig>,
 }
 
 /// The resolved configuration.
@@ -126,6 +128,8 @@ pub struct Config {
     pub hint_cache: Option<PathBuf>,
     /// Shard settings.
     pub shard: ShardConfig,
+    /// Access control (`[auth]`).
+    pub auth: crate::access::AuthConfig,
 }
 
 /// Why the configuration is unusable.
@@ -168,6 +172,7 @@ impl Config {
                 log_level: "info".into(),
                 hint_cache: None,
                 shard: ShardConfig::default(),
+                auth: crate::access::AuthConfig::default(),
             },
         }
     }
@@ -223,7 +228,11 @@ impl Config {
                 "--request-timeout and --idle-timeout must be at least 1 s".into(),
             ));
         }
+        let auth = file.auth.unwrap_or_default();
+        auth.validate()
+            .map_err(|e| ConfigError::Invalid(format!("[auth] {e}")))?;
         Ok(Config {
+            auth,
             cores,
             media: args
                 .media

@@ -125,4 +125,16 @@ pub trait Authenticator: Send {
         route: &Route,
         identity: &Identity,
     ) -> Vec<String>;
+
+    /// The authenticator's own authorizer, run first in the authorize stage
+    /// (an access module both checks credentials and decides who may see
+    /// what, as DSS's did). Allows by default.
+    fn authorize(
+        &mut self,
+        _req: &RequestInfo<'_>,
+        _route: &Route,
+        _identity: &Identity,
+    ) -> Verdict {
+        Verdict::Allow
+    }
 }

@@ -160,44 +160,58 @@ impl Pipeline {
         }
     }
 
-    /// Runs the authorize stage: every authorizer in order; the first that
-    /// does not allow answers.
+    /// Runs the authorize stage: the authenticator's authorizer, then every
+    /// extension's, in order; the first that does not allow answers.
     pub fn authorize(
         &mut self,
         req: &RequestInfo<'_>,
         route: &Route,
         identity: &Identity,
     ) -> Result<(), Refusal> {
+        if let Some(a) = &mut self.authenticator {
+            let verdict = a.authorize(req, route, identity);
+            let name = a.name().to_string();
+            self.refuse(verdict, &name, req, route, identity)?;
+        }
         for i in 0..self.extensions.len() {
             let verdict = self.extensions[i].authorize(req, route, identity);
             let name = self.extensions[i].name().to_string();
-            let refusal = |response, reason: String| Refusal {
-                response,
-                reason: format!("{name}: {reason}"),
-                stage: "authorize",
-            };
-            match verdict {
-                Verdict::Allow => {}
-                Verdict::Deny { status, reason } => {
-                    return Err(refusal(response::refusal(status), reason))
-                }
-                Verdict::Respond(r) => return Err(refusal(r, "answered".into())),
-                Verdict::Unauthorized { reason } => {
-                    let challenges = match &mut self.authenticator {
-                        Some(a) => a.challenge(req, route, identity),
-                        None => Vec::new(),
-                    };
-                    let response = if challenges.is_empty() {
-                        // Nobody can authenticate the client: refuse outright.
-                        response::refusal(rtsp_types::StatusCode::Forbidden)
-                    } else {
-                        response::unauthorized(&challenges)
-                    };
-                    return Err(refusal(response, reason));
-                }
-            }
+            self.refuse(verdict, &name, req, route, identity)?;
         }
         Ok(())
+    }
+
+    fn refuse(
+        &mut self,
+        verdict: Verdict,
+        name: &str,
+        req: &RequestInfo<'_>,
+        route: &Route,
+        identity: &Identity,
+    ) -> Result<(), Refusal> {
+        let refusal = |response, reason: String| Refusal {
+            response,
+            reason: format!("{name}: {reason}"),
+            stage: "authorize",
+        };
+        match verdict {
+            Verdict::Allow => Ok(()),
+            Verdict::Deny { status, reason } => Err(refusal(response::refusal(status), reason)),
+            Verdict::Respond(r) => Err(refusal(r, "answered".into())),
+            Verdict::Unauthorized { reason } => {
+                let challenges = match &mut self.authenticator {
+                    Some(a) => a.challenge(req, route, identity),
+                    None => Vec::new(),
+                };
+                let response = if challenges.is_empty() {
+                    // Nobody can authenticate the client: refuse outright.
+                    response::refusal(rtsp_types::StatusCode::Forbidden)
+                } else {
+                    response::unauthorized(&challenges)
+                };
+                Err(refusal(response, reason))
+            }
+        }
     }
 
     /// Runs the post-process stage.

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::builtin;
+use crate::access::{AccessRules, Secret};
+use crate::builtin::{self, SharedRules};
 use crate::catalog::{Catalog, FsCatalog};
 use crate::config::Config;
 use crate::pipeline::{
@@ -179,6 +180,8 @@ impl ServerBuilder {
             .map_err(|e| ServerError::Startup(format!("cannot start offload threads: {e}")))?;
         let compiler = compiler::spawn(catalog.clone(), handles.clone())
             .map_err(|e| ServerError::Startup(format!("cannot start the compile thread: {e}")))?;
+        let rules = load_access_rules(&config)?;
+        let access: SharedRules = Arc::new(arc_swap::ArcSwap::from_pointee(rules));
         let limiter = Arc::new(crate::shard::ip_limit::IpLimiter::new(
             config.shard.max_connections_per_ip,
         ));
@@ -196,7 +199,7 @@ impl ServerBuilder {
                 shards: n,
                 offload: offload.clone(),
             };
-            let pipeline = build_pipeline(&cx, &factories, authenticator.as_deref());
+            let pipeline = build_pipeline(&cx, &factories, authenticator.as_deref(), &access);
             let parts = ShardParts {
                 index,
                 config: config.shard.clone(),
@@ -282,20 +285,39 @@ fn fs_catalog(config: &Config) -> Result<FsCatalog, ServerError> {
     Ok(catalog)
 }
 
+/// Reads the access-control files (users, groups, access files, keys).
+/// Broken files are logged and fail closed; an unusable configuration is
+/// an error.
+fn load_access_rules(config: &Config) -> Result<AccessRules, ServerError> {
+    let key = Secret::random()
+        .map_err(|e| ServerError::Startup(format!("cannot draw the nonce key: {e}")))?;
+    let rules = AccessRules::load(&config.media, &config.auth, &key)
+        .map_err(|e| ServerError::Startup(format!("access control: {e}")))?;
+    for p in rules.problems() {
+        tracing::warn!(problem = %p, "access control: refusing what this file governs");
+    }
+    Ok(rules)
+}
+
 /// One shard's pipeline: the built-in extensions, then the registered ones.
+/// The built-in access control is the authenticator unless one was
+/// registered (which then replaces it).
 fn build_pipeline(
     cx: &ExtensionContext,
     factories: &[Arc<ExtensionFactory>],
     authenticator: Option<&AuthenticatorFactory>,
+    access: &SharedRules,
 ) -> Pipeline {
     let mut p = Pipeline::new();
+    p.push(Box::new(builtin::AccessRouter::new(access.clone())));
     p.push(Box::new(builtin::Admission));
     for f in factories {
         p.push(f(cx));
     }
-    if let Some(a) = authenticator {
-        p.set_authenticator(a(cx));
-    }
+    match authenticator {
+        Some(a) => p.set_authenticator(a(cx)),
+        None => p.set_authenticator(Box::new(builtin::AccessControl::new(access.clone()))),
+    };
     p
 }
 

@@ -224,3 +224,96 @@ pub fn have(program: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// Result of a GStreamer `rtspsrc` pull.
+#[derive(Debug)]
+pub struct GstPull {
+    /// H.264 buffers that reached the sink (`chain` lines of `fakesink silent=false`).
+    pub buffers: usize,
+    /// Error lines GStreamer printed.
+    pub errors: Vec<String>,
+    /// The whole run.
+    pub run: Run,
+}
+
+/// `gst-launch-1.0 -e -v rtspsrc location=URL <props> ! rtph264depay ! h264parse !
+/// fakesink silent=false` for `secs` seconds, then SIGINT; counts the buffers that
+/// reached the sink. Fails the test when gst-launch-1.0 is missing.
+pub fn gst_pull(url: &str, props: &[&str], secs: f64) -> GstPull {
+    assert!(
+        have("gst-launch-1.0"),
+        "gst-launch-1.0 is not installed (scripts/install-peers installs it)"
+    );
+    let mut child = Command::new("gst-launch-1.0")
+        .args(["-e", "-v", "rtspsrc"])
+        .arg(format!("location={url}"))
+        .args(props)
+        .args([
+            "!",
+            "rtph264depay",
+            "!",
+            "h264parse",
+            "!",
+            "fakesink",
+            "silent=false",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn gst-launch-1.0");
+    let start = Instant::now();
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = start + Duration::from_secs_f64(secs);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let mut status = None;
+    for _ in 0..100 {
+        if let Ok(Some(st)) = child.try_wait() {
+            status = Some(st);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let stdout = out_t.join().unwrap_or_default();
+    let stderr = err_t.join().unwrap_or_default();
+    let buffers = stdout.lines().filter(|l| l.contains("chain   ")).count();
+    let errors = stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|l| l.starts_with("ERROR") || l.contains("error:"))
+        .map(str::to_string)
+        .collect();
+    GstPull {
+        buffers,
+        errors,
+        run: Run {
+            status,
+            stdout,
+            stderr,
+            elapsed: start.elapsed(),
+        },
+    }
+}
