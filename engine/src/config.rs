@@ -32,10 +32,16 @@ pub enum Command {
     Passwd(crate::access::cli::PasswdArgs),
     /// Print a signed URL (the key is the server's url_secret_file).
     SignUrl(crate::access::cli::SignUrlArgs),
+    /// Validate a configuration file (and the access-control files it
+    /// names); exit 0 when it is usable, 2 with the error otherwise.
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
 }
 
 /// Flags of the server. Unset flags come from `--config`, then defaults.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct ServeArgs {
     /// Number of shard threads, each pinned to its own CPU [default: every CPU].
     #[arg(long)]
@@ -79,6 +85,18 @@ pub struct ServeArgs {
     /// no cap [default: 1000].
     #[arg(long)]
     pub max_connections_per_ip: Option<u32>,
+    /// Most concurrent sessions, all shards together; beyond it a new SETUP
+    /// gets 453 (0: no limit) [default: 0].
+    #[arg(long)]
+    pub max_sessions: Option<usize>,
+    /// Most RTP bandwidth, Mbit/s, all shards together; beyond it a new
+    /// SETUP gets 453 (0: no limit) [default: 0].
+    #[arg(long)]
+    pub max_bandwidth_mbps: Option<u64>,
+    /// When at a limit, answer DESCRIBE with 302 to these peers in turn
+    /// (`rtsp://host:port`, repeatable).
+    #[arg(long)]
+    pub redirect_when_full: Vec<String>,
 }
 
 /// The TOML file's keys (all optional).
@@ -111,6 +129,12 @@ pub struct FileConfig {
     pub idle_timeout: Option<u64>,
     /// See `--max-connections-per-ip`.
     pub max_connections_per_ip: Option<u32>,
+    /// See `--max-sessions`.
+    pub max_sessions: Option<usize>,
+    /// See `--max-bandwidth-mbps`.
+    pub max_bandwidth_mbps: Option<u64>,
+    /// See `--redirect-when-full`.
+    pub redirect_when_full: Option<Vec<String>>,
     /// `[auth]`: users, groups, access files, signed URLs, subnet rules.
     pub auth: Option<crate::access::AuthConfig>,
 }
@@ -130,6 +154,21 @@ pub struct Config {
     pub shard: ShardConfig,
     /// Access control (`[auth]`).
     pub auth: crate::access::AuthConfig,
+    /// Server-wide limits.
+    pub limits: LimitsConfig,
+    /// The flags this configuration was resolved from (for reload).
+    pub args: ServeArgs,
+}
+
+/// Server-wide limits (reloadable).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Most concurrent sessions (0: none).
+    pub max_sessions: usize,
+    /// Most RTP bandwidth, Mbit/s (0: none).
+    pub max_bandwidth_mbps: u64,
+    /// Peers a full node redirects DESCRIBE to, `rtsp://host:port`.
+    pub redirect_when_full: Vec<String>,
 }
 
 /// Why the configuration is unusable.
@@ -173,6 +212,8 @@ impl Config {
                 hint_cache: None,
                 shard: ShardConfig::default(),
                 auth: crate::access::AuthConfig::default(),
+                limits: LimitsConfig::default(),
+                args: ServeArgs::default(),
             },
         }
     }
@@ -188,7 +229,7 @@ impl Config {
                 })?;
                 toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
                     path: path.clone(),
-                    message: e.to_string(),
+                    message: one_line_toml_error(&text, &e),
                 })?
             }
             None => FileConfig::default(),
@@ -228,11 +269,36 @@ impl Config {
                 "--request-timeout and --idle-timeout must be at least 1 s".into(),
             ));
         }
+        let redirect_when_full = if args.redirect_when_full.is_empty() {
+            file.redirect_when_full.unwrap_or_default()
+        } else {
+            args.redirect_when_full.clone()
+        };
+        for peer in &redirect_when_full {
+            let ok = url::Url::parse(peer)
+                .map(|u| u.scheme() == "rtsp" && u.host().is_some())
+                .unwrap_or(false);
+            if !ok {
+                return Err(ConfigError::Invalid(format!(
+                    "redirect_when_full: {peer:?} is not an rtsp://host[:port] URL"
+                )));
+            }
+        }
+        let limits = LimitsConfig {
+            max_sessions: args.max_sessions.or(file.max_sessions).unwrap_or(0),
+            max_bandwidth_mbps: args
+                .max_bandwidth_mbps
+                .or(file.max_bandwidth_mbps)
+                .unwrap_or(0),
+            redirect_when_full,
+        };
         let auth = file.auth.unwrap_or_default();
         auth.validate()
             .map_err(|e| ConfigError::Invalid(format!("[auth] {e}")))?;
         Ok(Config {
             auth,
+            limits,
+            args: args.clone(),
             cores,
             media: args
                 .media
@@ -270,6 +336,42 @@ impl Config {
                 ..defaults
             },
         })
+    }
+}
+
+/// A TOML error on one line: `line L, column C: message` (the parser's
+/// own rendering spans several lines, which a log line must not).
+fn one_line_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    // Name the key: the `key =` of that line, under its `[table]`.
+    let lines: Vec<&str> = text.lines().collect();
+    let key = lines
+        .get(line - 1)
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim().to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let table = lines[..(line - 1).min(lines.len())]
+        .iter()
+        .rev()
+        .find_map(|l| {
+            let l = l.trim();
+            l.strip_prefix('[').map(|t| {
+                t.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .trim()
+                    .to_string()
+            })
+        });
+    match (key, table) {
+        (Some(k), Some(t)) => format!("line {line}, column {column}, key {t}.{k}: {message}"),
+        (Some(k), None) => format!("line {line}, column {column}, key {k}: {message}"),
+        _ => format!("line {line}, column {column}: {message}"),
     }
 }
 

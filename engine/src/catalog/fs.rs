@@ -170,6 +170,10 @@ impl Catalog for FsCatalog {
         v.sort();
         v
     }
+
+    fn rescan(&self) -> Option<std::io::Result<RescanReport>> {
+        Some(FsCatalog::rescan(self))
+    }
 }
 
 /// Walks `root`, keeping the entries of `old` whose file did not change.

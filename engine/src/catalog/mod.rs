@@ -20,7 +20,7 @@ use std::sync::Arc;
 use cadence_hinting::FileSchedule;
 
 pub use error::CatalogError;
-pub use fs::{FsCatalog, EXTENSIONS};
+pub use fs::{FsCatalog, RescanReport, EXTENSIONS};
 pub use load::{cache_name, load, PLAIN_MTU};
 pub use memory::MemoryCatalog;
 
@@ -58,4 +58,10 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
 
     /// Every catalog path, sorted.
     fn paths(&self) -> Vec<String>;
+
+    /// Looks at the media again (blocking; off the shards), for a catalog
+    /// backed by a folder: `None` for a catalog that cannot change.
+    fn rescan(&self) -> Option<std::io::Result<RescanReport>> {
+        None
+    }
 }

@@ -181,6 +181,12 @@ impl Endpoint {
         &self.pacer
     }
 
+    /// RTP send rate of the shard over the last housekeeping window, bit/s
+    /// (headers and payloads).
+    pub fn send_rate_bps(&self) -> u64 {
+        self.timers.send_rate_bps()
+    }
+
     /// The shard's load, as extensions see it.
     pub fn load(&self) -> ShardLoad {
         ShardLoad {

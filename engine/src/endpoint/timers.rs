@@ -29,6 +29,9 @@ pub(super) struct Timers {
     window_max_late_us: u64,
     window_slots_full: bool,
     behind: bool,
+    window_bytes: u64,
+    window_start_us: u64,
+    send_rate_bps: u64,
 }
 
 impl Timers {
@@ -42,6 +45,9 @@ impl Timers {
             window_max_late_us: 0,
             window_slots_full: false,
             behind: false,
+            window_bytes: 0,
+            window_start_us: now_us,
+            send_rate_bps: 0,
         }
     }
 
@@ -50,8 +56,14 @@ impl Timers {
         self.behind
     }
 
+    /// RTP send rate over the last housekeeping window, bit/s.
+    pub(super) fn send_rate_bps(&self) -> u64 {
+        self.send_rate_bps
+    }
+
     /// Adds one pacer tick to the admission window.
     pub(super) fn count_tick(&mut self, t: &TickStats) {
+        self.window_bytes = self.window_bytes.saturating_add(t.bytes);
         self.window_max_late_us = self.window_max_late_us.max(t.max_late_us);
         self.window_slots_full |= t.sink_full;
     }
@@ -73,6 +85,13 @@ impl Timers {
             events.housekeeping = true;
             self.next_housekeeping_us = now_us.saturating_add(self.housekeeping_us);
             self.update_admission(shard);
+            let window = now_us.saturating_sub(self.window_start_us);
+            if window > 0 {
+                self.send_rate_bps =
+                    (u128::from(self.window_bytes) * 8 * 1_000_000 / u128::from(window)) as u64;
+            }
+            self.window_bytes = 0;
+            self.window_start_us = now_us;
         }
         if now_us >= self.next_stats_us {
             events.stats = true;

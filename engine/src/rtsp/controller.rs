@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use cadence_hinting::FileSchedule;
 use rand::rngs::StdRng;
@@ -140,7 +140,10 @@ pub struct Controller {
     by_ssrc: HashMap<u32, (usize, usize)>,
     by_conn: HashMap<ConnId, Vec<usize>>,
     rng: StdRng,
-    sdp_cache: HashMap<(String, IpAddr), Vec<u8>>,
+    /// Descriptions by (catalog path, our address); the weak reference
+    /// names the compiled file they describe, so a file that changed (a new
+    /// schedule) is described again.
+    sdp_cache: HashMap<(String, IpAddr), (Weak<FileSchedule>, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -397,17 +400,19 @@ impl Controller {
         Outcome::Ok(r.replace_body(sdp))
     }
 
-    /// The SDP of `file` served as `path` on our address `ip`, built once and
-    /// then taken from a per-shard cache (a compiled file never changes).
+    /// The SDP of `file` served as `path` on our address `ip`, built once per
+    /// compiled file and then taken from a per-shard cache.
     fn description(
         &mut self,
-        file: &FileSchedule,
+        file: &Arc<FileSchedule>,
         path: &str,
         ip: IpAddr,
     ) -> Result<Vec<u8>, Stop> {
         let key = (path.to_string(), ip);
-        if let Some(sdp) = self.sdp_cache.get(&key) {
-            return Ok(sdp.clone());
+        if let Some((of, sdp)) = self.sdp_cache.get(&key) {
+            if std::ptr::eq(of.as_ptr(), Arc::as_ptr(file)) {
+                return Ok(sdp.clone());
+            }
         }
         let sdp = sdp::describe(file, path, ip)
             .map_err(|e| Fail(StatusCode::InternalServerError, e.to_string()))?
@@ -415,7 +420,8 @@ impl Controller {
         if self.sdp_cache.len() >= SDP_CACHE_ENTRIES {
             self.sdp_cache.clear();
         }
-        self.sdp_cache.insert(key, sdp.clone());
+        self.sdp_cache
+            .insert(key, (Arc::downgrade(file), sdp.clone()));
         Ok(sdp)
     }
 

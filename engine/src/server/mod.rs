@@ -12,6 +12,11 @@
 //! ```
 
 mod compiler;
+mod load;
+mod reload;
+
+pub use load::ServerLoad;
+pub use reload::ReloadError;
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -20,7 +25,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::access::{AccessRules, Secret};
-use crate::builtin::{self, SharedRules};
+use crate::builtin::{self, LimitSettings, SharedRules};
 use crate::catalog::{Catalog, FsCatalog};
 use crate::config::Config;
 use crate::pipeline::{
@@ -65,6 +70,7 @@ impl Server {
             catalog: None,
             extensions: Vec::new(),
             authenticator: None,
+            log_level: None,
         }
     }
 }
@@ -79,9 +85,23 @@ pub struct ServerBuilder {
     catalog: Option<Arc<dyn Catalog>>,
     extensions: Vec<Arc<ExtensionFactory>>,
     authenticator: Option<Arc<AuthenticatorFactory>>,
+    log_level: Option<Box<LogLevelHook>>,
 }
 
+/// Applies a new log filter (from a reload); errors when it does not parse.
+pub type LogLevelHook = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
 impl ServerBuilder {
+    /// Sets how a reload changes the log filter (the binary owns the
+    /// tracing subscriber).
+    pub fn on_log_level(
+        mut self,
+        hook: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.log_level = Some(Box::new(hook));
+        self
+    }
+
     /// Registers an extension; each shard gets a clone of `extension`.
     pub fn extension<E: Extension + Clone + Sync + 'static>(self, extension: E) -> Self {
         self.extension_with(move |_| Box::new(extension.clone()))
@@ -112,26 +132,33 @@ impl ServerBuilder {
         self
     }
 
-    /// Starts the server and runs it until SIGINT or SIGTERM.
+    /// Starts the server and runs it until SIGINT or SIGTERM; SIGHUP
+    /// reloads the configuration file (see [`RunningServer::reload`]).
     pub fn run(self) -> Result<(), ServerError> {
-        let running = self.start()?;
+        let running = Arc::new(self.start()?);
         let mut signals = signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
         ])
         .map_err(|e| ServerError::Startup(format!("cannot install signal handlers: {e}")))?;
         let handle = signals.handle();
-        let stopper = running.stopper();
+        let server = running.clone();
         let watcher = std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
-                if signals.forever().next().is_some() {
+                for sig in signals.forever() {
+                    if sig == signal_hook::consts::SIGHUP {
+                        server.reload_from_file();
+                        continue;
+                    }
                     tracing::info!("signal received: stopping");
-                    stopper.stop();
+                    server.stopper().stop();
+                    return;
                 }
             })
             .map_err(|e| ServerError::Startup(format!("cannot start the signal thread: {e}")))?;
-        running.join();
+        running.wait();
         handle.close();
         let _ = watcher.join();
         tracing::info!("cadence stopped");
@@ -182,6 +209,18 @@ impl ServerBuilder {
             .map_err(|e| ServerError::Startup(format!("cannot start the compile thread: {e}")))?;
         let rules = load_access_rules(&config)?;
         let access: SharedRules = Arc::new(arc_swap::ArcSwap::from_pointee(rules));
+        let load = Arc::new(ServerLoad::new(n));
+        let limits = Arc::new(LimitSettings::default());
+        limits.set(
+            config.limits.max_sessions,
+            config.limits.max_bandwidth_mbps,
+            config.limits.redirect_when_full.clone(),
+        );
+        let builtins = Builtins {
+            access: access.clone(),
+            limits: limits.clone(),
+            load: load.clone(),
+        };
         let limiter = Arc::new(crate::shard::ip_limit::IpLimiter::new(
             config.shard.max_connections_per_ip,
         ));
@@ -199,7 +238,7 @@ impl ServerBuilder {
                 shards: n,
                 offload: offload.clone(),
             };
-            let pipeline = build_pipeline(&cx, &factories, authenticator.as_deref(), &access);
+            let pipeline = build_pipeline(&cx, &factories, authenticator.as_deref(), &builtins);
             let parts = ShardParts {
                 index,
                 config: config.shard.clone(),
@@ -211,6 +250,7 @@ impl ServerBuilder {
                 compiler: compiler.clone(),
                 epoch,
                 limiter: limiter.clone(),
+                load: load.clone(),
             };
             let ready = ready_tx.clone();
             let thread = std::thread::Builder::new()
@@ -239,9 +279,17 @@ impl ServerBuilder {
         drop(offload);
         let running = RunningServer {
             handles,
-            threads,
-            offload_pool: Some(offload_pool),
+            threads: std::sync::Mutex::new(threads),
+            offload_pool: std::sync::Mutex::new(Some(offload_pool)),
             listen,
+            live: std::sync::Mutex::new(reload::Live {
+                config: config.clone(),
+                access,
+                limits,
+                catalog: catalog.clone(),
+                log_level: self.log_level,
+            }),
+            load,
         };
         let mut failure = None;
         for _ in 0..n {
@@ -255,7 +303,7 @@ impl ServerBuilder {
         }
         if let Some(e) = failure {
             running.stopper().stop();
-            running.join();
+            running.wait();
             return Err(e);
         }
         for warning in crate::check_system::startup_warnings(&config) {
@@ -285,6 +333,12 @@ fn fs_catalog(config: &Config) -> Result<FsCatalog, ServerError> {
     Ok(catalog)
 }
 
+/// Validates `config` as a start or a reload would, reading the files it
+/// names (access control). Errors name the key or file at fault.
+pub fn validate(config: &Config) -> Result<(), ServerError> {
+    load_access_rules(config).map(|_| ())
+}
+
 /// Reads the access-control files (users, groups, access files, keys).
 /// Broken files are logged and fail closed; an unusable configuration is
 /// an error.
@@ -299,6 +353,13 @@ fn load_access_rules(config: &Config) -> Result<AccessRules, ServerError> {
     Ok(rules)
 }
 
+/// What the built-in extensions share across shards.
+struct Builtins {
+    access: SharedRules,
+    limits: Arc<LimitSettings>,
+    load: Arc<ServerLoad>,
+}
+
 /// One shard's pipeline: the built-in extensions, then the registered ones.
 /// The built-in access control is the authenticator unless one was
 /// registered (which then replaces it).
@@ -306,10 +367,15 @@ fn build_pipeline(
     cx: &ExtensionContext,
     factories: &[Arc<ExtensionFactory>],
     authenticator: Option<&AuthenticatorFactory>,
-    access: &SharedRules,
+    builtins: &Builtins,
 ) -> Pipeline {
+    let access = &builtins.access;
     let mut p = Pipeline::new();
     p.push(Box::new(builtin::AccessRouter::new(access.clone())));
+    p.push(Box::new(builtin::Limits::new(
+        builtins.limits.clone(),
+        builtins.load.clone(),
+    )));
     p.push(Box::new(builtin::Admission));
     for f in factories {
         p.push(f(cx));
@@ -322,12 +388,14 @@ fn build_pipeline(
 }
 
 /// A running server: stop it with [`RunningServer::stopper`], wait for it
-/// with [`RunningServer::join`].
+/// with [`RunningServer::wait`], reload it with [`RunningServer::reload`].
 pub struct RunningServer {
     handles: Vec<ShardHandle>,
-    threads: Vec<JoinHandle<()>>,
-    offload_pool: Option<OffloadPool>,
+    threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    offload_pool: std::sync::Mutex<Option<OffloadPool>>,
     listen: SocketAddr,
+    live: std::sync::Mutex<reload::Live>,
+    load: Arc<ServerLoad>,
 }
 
 /// Stops a running server from any thread.
@@ -356,6 +424,11 @@ impl RunningServer {
         &self.handles
     }
 
+    /// Server-wide load counters.
+    pub fn load(&self) -> &Arc<ServerLoad> {
+        &self.load
+    }
+
     /// A handle that stops the server.
     pub fn stopper(&self) -> Stopper {
         Stopper {
@@ -364,12 +437,16 @@ impl RunningServer {
     }
 
     /// Waits until every shard has stopped.
-    pub fn join(mut self) {
-        for t in self.threads.drain(..) {
+    pub fn wait(&self) {
+        let threads = match self.threads.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(_) => return,
+        };
+        for t in threads {
             let _ = t.join();
         }
-        self.handles.clear();
-        if let Some(pool) = self.offload_pool.take() {
+        let pool = self.offload_pool.lock().ok().and_then(|mut p| p.take());
+        if let Some(pool) = pool {
             pool.join();
         }
     }

@@ -244,6 +244,8 @@ pub struct ShardParts {
     pub epoch: Instant,
     /// The process-wide per-address connection counter.
     pub limiter: Arc<ip_limit::IpLimiter>,
+    /// Where the shard publishes its send rate.
+    pub load: Arc<crate::server::ServerLoad>,
 }
 
 /// A request parked until its file is compiled.
@@ -280,6 +282,7 @@ pub struct Shard {
     next_sweep_us: u64,
     expired: Vec<(ConnId, conns::Expiry)>,
     stopping: bool,
+    load: Arc<crate::server::ServerLoad>,
 }
 
 /// How often connection deadlines are checked, µs.
@@ -320,6 +323,7 @@ impl Shard {
             compiler,
             epoch,
             limiter,
+            load,
         } = parts;
         let driver = Driver::new(config.ring_entries).map_err(ShardError::Uring)?;
         let v6 = config.listen.is_ipv6();
@@ -360,6 +364,7 @@ impl Shard {
             next_sweep_us: 0,
             expired: Vec::new(),
             stopping: false,
+            load,
         })
     }
 
@@ -408,6 +413,10 @@ impl Shard {
             self.pace(now);
             let unix = unix_now_us();
             let events = self.endpoint.poll_timers(now, unix);
+            if events.housekeeping {
+                self.load
+                    .set_shard_rate(self.index, self.endpoint.send_rate_bps());
+            }
             if events.stats {
                 let (wait, submit_errors) = self.driver.take_wait_stats();
                 self.stats.add_wait(&wait, submit_errors);

@@ -1,0 +1,165 @@
+//! Reload on SIGHUP: the configuration file is read again and what can
+//! change live is applied without dropping a session or closing a
+//! connection: the log filter, the limits, the access-control rules (with
+//! the users, groups and access files they name) and the files of the media
+//! folder. A configuration that does not validate changes nothing; the
+//! running one stays, and the error (key, line) is logged. Settings that
+//! need a restart (cores, listen address, ports…) are reported as such.
+
+use std::sync::Arc;
+
+use super::{load_access_rules, LogLevelHook, RunningServer};
+use crate::access::AccessRules;
+use crate::builtin::{AccessControl, LimitSettings, SharedRules};
+use crate::catalog::Catalog;
+use crate::config::Config;
+
+/// What a running server can change.
+pub(super) struct Live {
+    pub(super) config: Config,
+    pub(super) access: SharedRules,
+    pub(super) limits: Arc<LimitSettings>,
+    pub(super) catalog: Arc<dyn Catalog>,
+    pub(super) log_level: Option<Box<LogLevelHook>>,
+}
+
+/// Why a reload was refused (the running configuration stays).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The configuration file does not validate.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    /// The access-control files cannot be used.
+    #[error("{0}")]
+    Access(String),
+    /// The log filter does not parse.
+    #[error("log_level: {0}")]
+    LogLevel(String),
+}
+
+impl RunningServer {
+    /// Re-reads the configuration the server started from (its flags and
+    /// `--config` file) and applies it; logs the outcome.
+    pub fn reload_from_file(&self) {
+        let args = match self.live.lock() {
+            Ok(l) => l.config.args.clone(),
+            Err(_) => return,
+        };
+        let cpus = core_affinity::get_core_ids().map(|c| c.len()).unwrap_or(1);
+        let result = Config::resolve(&args, cpus)
+            .map_err(ReloadError::from)
+            .and_then(|c| self.reload(&c));
+        match result {
+            Ok(changes) if changes.is_empty() => tracing::info!("reload: nothing changed"),
+            Ok(changes) => tracing::info!(changes = %changes.join("; "), "reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused; the running configuration stays")
+            }
+        }
+    }
+
+    /// Applies `new`: validates everything first, then changes the log
+    /// filter, the limits, the access rules and the media files. Returns
+    /// what changed. Errors: [`ReloadError`] (nothing was changed).
+    pub fn reload(&self, new: &Config) -> Result<Vec<String>, ReloadError> {
+        let mut live = self
+            .live
+            .lock()
+            .map_err(|_| ReloadError::Access("reload state poisoned".into()))?;
+        // Validate all before applying any.
+        let rules: AccessRules =
+            load_access_rules(new).map_err(|e| ReloadError::Access(e.to_string()))?;
+        if new.log_level != live.config.log_level {
+            if let Some(hook) = &live.log_level {
+                hook(&new.log_level).map_err(ReloadError::LogLevel)?;
+            }
+        }
+        let mut changes = Vec::new();
+        for (what, old, now) in restart_only(&live.config, new) {
+            tracing::warn!(setting = what, running = %old, file = %now, "reload: this setting needs a restart");
+        }
+        if new.log_level != live.config.log_level {
+            changes.push(format!("log_level = {}", new.log_level));
+        }
+        if new.limits != live.config.limits {
+            live.limits.set(
+                new.limits.max_sessions,
+                new.limits.max_bandwidth_mbps,
+                new.limits.redirect_when_full.clone(),
+            );
+            changes.push(format!(
+                "max_sessions = {}, max_bandwidth_mbps = {}, redirect_when_full = {:?}",
+                new.limits.max_sessions,
+                new.limits.max_bandwidth_mbps,
+                new.limits.redirect_when_full
+            ));
+        }
+        AccessControl::swap(&live.access, rules);
+        changes.push("access rules reloaded".into());
+        match live.catalog.rescan() {
+            Some(Ok(r))
+                if !(r.added.is_empty() && r.removed.is_empty() && r.changed.is_empty()) =>
+            {
+                changes.push(format!(
+                    "media: {} added, {} removed, {} changed",
+                    r.added.len(),
+                    r.removed.len(),
+                    r.changed.len()
+                ));
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "reload: cannot scan the media folder"),
+            _ => {}
+        }
+        let mut kept = new.clone();
+        // What needs a restart keeps its running value.
+        kept.cores = live.config.cores;
+        kept.media = live.config.media.clone();
+        kept.shard = live.config.shard.clone();
+        kept.hint_cache = live.config.hint_cache.clone();
+        live.config = kept;
+        Ok(changes)
+    }
+}
+
+/// Settings that differ but only take effect after a restart:
+/// `(key, running, new)`.
+fn restart_only(old: &Config, new: &Config) -> Vec<(&'static str, String, String)> {
+    let mut v = Vec::new();
+    let mut check = |key, a: String, b: String| {
+        if a != b {
+            v.push((key, a, b));
+        }
+    };
+    check("cores", old.cores.to_string(), new.cores.to_string());
+    check(
+        "media",
+        old.media.display().to_string(),
+        new.media.display().to_string(),
+    );
+    check(
+        "listen",
+        old.shard.listen.to_string(),
+        new.shard.listen.to_string(),
+    );
+    check(
+        "udp_port_base",
+        old.shard.udp_port_base.to_string(),
+        new.shard.udp_port_base.to_string(),
+    );
+    check(
+        "session_timeout",
+        old.shard.session_timeout_s.to_string(),
+        new.shard.session_timeout_s.to_string(),
+    );
+    check(
+        "tcp_backlog",
+        old.shard.tcp_backlog_bytes.to_string(),
+        new.shard.tcp_backlog_bytes.to_string(),
+    );
+    check(
+        "max_connections_per_ip",
+        old.shard.max_connections_per_ip.to_string(),
+        new.shard.max_connections_per_ip.to_string(),
+    );
+    v
+}
