@@ -6,6 +6,8 @@
 pub mod header;
 pub mod wheel;
 
+use std::sync::Arc;
+
 use cadence_hinting::{FileSchedule, ScheduledPacket, TrackSchedule};
 use slab::Slab;
 
@@ -21,8 +23,9 @@ pub struct OutPacket<'a> {
     pub transport: &'a TrackTransport,
     /// Header bytes (`header[..header_len]`): interleaved framing + RTP header.
     pub header: &'a [u8],
-    /// The file whose map backs the packet's file segments.
-    pub file: &'a FileSchedule,
+    /// The file whose map backs the packet's file segments (an `Arc`, so a
+    /// sink that keeps a reference past the call can pin the file).
+    pub file: &'a Arc<FileSchedule>,
     /// The track schedule whose arena backs its arena segments.
     pub track: &'a TrackSchedule,
     /// Index of `track` in the file.

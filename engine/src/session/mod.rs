@@ -252,7 +252,7 @@ impl Session {
 
     /// What the pacer needs of a playing session: its clock, its file and
     /// its tracks. `None` when not playing.
-    pub(crate) fn pacing(&mut self) -> Option<(PlayClock, &FileSchedule, &mut [TrackStream])> {
+    pub(crate) fn pacing(&mut self) -> Option<(PlayClock, &Arc<FileSchedule>, &mut [TrackStream])> {
         if self.state != SessionState::Playing {
             return None;
         }

@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
 
 use cadence_hinting::FileSchedule;
 
@@ -31,10 +32,10 @@ pub enum WriteItem {
         header: [u8; MAX_HEADER_LEN],
         /// Header length.
         header_len: u8,
-        /// The file the packet belongs to. Compiled files are owned by the
-        /// catalog for the whole life of the process (it never drops them),
-        /// and the catalog outlives every shard, so this pointer stays valid
-        /// while the item is queued or in flight.
+        /// The file the packet belongs to. The connection pins it
+        /// ([`Conn::pin`]) for as long as anything is queued or in flight,
+        /// so this pointer stays valid even after the session ended and the
+        /// catalog dropped the file (it changed, or was evicted).
         file: *const FileSchedule,
         /// Track index in the file.
         track: u32,
@@ -109,6 +110,8 @@ pub struct Conn {
     front_sent: usize,
     queued_bytes: usize,
     wbuf: Option<Box<WriteBuf>>,
+    /// Files referenced by queued RTP items (see [`Conn::pin`]).
+    pins: Vec<Arc<FileSchedule>>,
     /// The per-address slot this connection holds.
     ip_slot: Option<IpSlot>,
     /// Shard clock of accept, µs.
@@ -151,6 +154,7 @@ impl Conn {
             front_sent: 0,
             queued_bytes: 0,
             wbuf: None,
+            pins: Vec::new(),
         }
     }
 
@@ -271,6 +275,15 @@ impl Conn {
         !self.write_pending && self.queue.is_empty()
     }
 
+    /// Keeps `file` alive while this connection's queue references it:
+    /// an atomic increment only when the file differs from the last one
+    /// pinned (once per connection in practice), never per packet.
+    pub fn pin(&mut self, file: &Arc<FileSchedule>) {
+        if !self.pins.iter().any(|p| Arc::ptr_eq(p, file)) {
+            self.pins.push(file.clone());
+        }
+    }
+
     /// Queues `item`.
     pub fn enqueue(&mut self, item: WriteItem) {
         self.queued_bytes += item.len();
@@ -389,5 +402,9 @@ impl Conn {
             }
         }
         self.front_sent = if self.queue.is_empty() { 0 } else { left };
+        if self.queue.is_empty() && !self.pins.is_empty() {
+            // Nothing references the pinned files any more.
+            self.pins.clear();
+        }
     }
 }

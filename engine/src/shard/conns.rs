@@ -190,6 +190,21 @@ impl ConnTable {
         true
     }
 
+    /// Queues the interleaved RTP `item` of `file` on `id`, pinning the file
+    /// while it is queued. False when the connection is gone or closing.
+    pub fn enqueue_rtp(
+        &mut self,
+        id: ConnId,
+        item: WriteItem,
+        file: &Arc<cadence_hinting::FileSchedule>,
+    ) -> bool {
+        match self.get_mut(id) {
+            Some(c) if c.writable() => c.pin(file),
+            _ => return false,
+        }
+        self.enqueue(id, item)
+    }
+
     /// Lists `id` for flushing (once).
     pub fn mark_dirty(&mut self, id: ConnId) {
         if let Some(c) = self.get_mut(id) {

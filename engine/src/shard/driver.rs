@@ -322,15 +322,16 @@ impl PacketSink for UringSink<'_> {
                 header[..p.header.len()].copy_from_slice(p.header);
                 // A connection that is gone takes nothing; its session ends
                 // with it.
-                self.conns.enqueue(
+                self.conns.enqueue_rtp(
                     conn,
                     WriteItem::Rtp {
                         header,
                         header_len: p.header.len() as u8,
-                        file: p.file as *const _,
+                        file: &**p.file as *const _,
                         track: p.track_index as u32,
                         packet: p.packet_index as u32,
                     },
+                    p.file,
                 );
                 true
             }
