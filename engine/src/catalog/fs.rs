@@ -58,6 +58,11 @@ pub struct RescanReport {
     pub removed: Vec<String>,
     /// Catalog paths whose file changed (size, mtime or inode).
     pub changed: Vec<String>,
+    /// Of `changed`, those rewritten in place (same inode): the mapped bytes
+    /// of sessions playing the old version changed under them, so those
+    /// sessions must end. A file replaced by a rename keeps its old inode
+    /// mapped, and its sessions play on.
+    pub changed_in_place: Vec<String>,
 }
 
 /// The servable files of a media folder.
@@ -105,7 +110,12 @@ impl FsCatalog {
         for (path, entry) in &new {
             match old.get(path) {
                 None => report.added.push(path.clone()),
-                Some(e) if !Arc::ptr_eq(e, entry) => report.changed.push(path.clone()),
+                Some(e) if !Arc::ptr_eq(e, entry) => {
+                    report.changed.push(path.clone());
+                    if e.id.inode == entry.id.inode && e.id.device == entry.id.device {
+                        report.changed_in_place.push(path.clone());
+                    }
+                }
                 Some(_) => {}
             }
         }
@@ -117,6 +127,7 @@ impl FsCatalog {
         report.added.sort();
         report.removed.sort();
         report.changed.sort();
+        report.changed_in_place.sort();
         self.files.store(Arc::new(new));
         Ok(report)
     }
@@ -261,11 +272,16 @@ mod tests {
         let r = c.rescan().expect("rescan");
         assert_eq!(r.added, vec!["sub/b.mp4".to_string()]);
         assert_eq!(r.changed, vec!["a.mp4".to_string()]);
+        assert_eq!(r.changed_in_place, vec!["a.mp4".to_string()]);
         assert!(matches!(c.lookup("a.mp4"), Lookup::Pending));
         std::fs::remove_file(dir.join("sub/b.mp4")).expect("rm");
+        // Replaced by a rename: a new inode.
+        std::fs::write(dir.join("a.tmp"), b"other bytes").expect("write");
+        std::fs::rename(dir.join("a.tmp"), dir.join("a.mp4")).expect("rename");
         let r = c.rescan().expect("rescan");
         assert_eq!(r.removed, vec!["sub/b.mp4".to_string()]);
-        assert!(r.changed.is_empty());
+        assert_eq!(r.changed, vec!["a.mp4".to_string()]);
+        assert!(r.changed_in_place.is_empty());
         let _ = std::fs::remove_dir_all(dir);
     }
 }

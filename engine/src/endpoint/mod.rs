@@ -435,6 +435,30 @@ impl Endpoint {
         true
     }
 
+    /// The files at catalog paths `paths` were rewritten in place: every
+    /// session still playing the old version ends (BYE, closed event with
+    /// [`CloseReason::FileChanged`]); sessions already on the new version
+    /// stay.
+    pub fn files_changed(&mut self, paths: &[String], now_us: u64, unix_us: u64) {
+        let catalog = self.controller.catalog().clone();
+        let stale: Vec<usize> = self
+            .controller
+            .sessions()
+            .filter(|(_, s)| paths.iter().any(|p| p == s.path()))
+            .filter(|(_, s)| match catalog.lookup(s.path()) {
+                crate::catalog::Lookup::Ready(Ok(f)) => !Arc::ptr_eq(&f, s.file()),
+                _ => true,
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for key in stale {
+            if let Some(mut s) = self.controller_take(key) {
+                tracing::warn!(shard = self.config.shard, session = %s.id(), path = s.path(), "file changed while served: ending its session");
+                self.close(&mut s, CloseReason::FileChanged, now_us, unix_us);
+            }
+        }
+    }
+
     /// Ends every session (the server stops).
     pub fn shutdown(&mut self, now_us: u64, unix_us: u64) {
         let keys: Vec<usize> = self.controller.sessions().map(|(k, _)| k).collect();

@@ -14,6 +14,7 @@
 mod compiler;
 mod load;
 mod reload;
+mod watch;
 
 pub use load::ServerLoad;
 pub use reload::ReloadError;
@@ -168,6 +169,7 @@ impl ServerBuilder {
     /// Starts the server and returns at once with a handle to stop it.
     pub fn start(self) -> Result<RunningServer, ServerError> {
         let config = self.config;
+        let watch_media = self.catalog.is_none();
         let catalog: Arc<dyn Catalog> = match self.catalog {
             Some(c) => c,
             None => Arc::new(fs_catalog(&config)?),
@@ -278,7 +280,7 @@ impl ServerBuilder {
         drop(ready_tx);
         drop(offload);
         let running = RunningServer {
-            handles,
+            handles: handles.clone(),
             threads: std::sync::Mutex::new(threads),
             offload_pool: std::sync::Mutex::new(Some(offload_pool)),
             listen,
@@ -288,6 +290,7 @@ impl ServerBuilder {
                 limits,
                 catalog: catalog.clone(),
                 log_level: self.log_level,
+                shards: handles.clone(),
             }),
             load,
         };
@@ -305,6 +308,9 @@ impl ServerBuilder {
             running.stopper().stop();
             running.wait();
             return Err(e);
+        }
+        if watch_media {
+            watch::spawn(&config.media, catalog.clone(), running.handles.clone());
         }
         for warning in crate::check_system::startup_warnings(&config) {
             tracing::warn!("{warning}");

@@ -21,6 +21,7 @@ pub(super) struct Live {
     pub(super) limits: Arc<LimitSettings>,
     pub(super) catalog: Arc<dyn Catalog>,
     pub(super) log_level: Option<Box<LogLevelHook>>,
+    pub(super) shards: Vec<crate::shard::ShardHandle>,
 }
 
 /// Why a reload was refused (the running configuration stays).
@@ -96,10 +97,8 @@ impl RunningServer {
         }
         AccessControl::swap(&live.access, rules);
         changes.push("access rules reloaded".into());
-        match live.catalog.rescan() {
-            Some(Ok(r))
-                if !(r.added.is_empty() && r.removed.is_empty() && r.changed.is_empty()) =>
-            {
+        if let Some(r) = super::watch::rescan_and_notify(&live.catalog, &live.shards) {
+            if !(r.added.is_empty() && r.removed.is_empty() && r.changed.is_empty()) {
                 changes.push(format!(
                     "media: {} added, {} removed, {} changed",
                     r.added.len(),
@@ -107,8 +106,6 @@ impl RunningServer {
                     r.changed.len()
                 ));
             }
-            Some(Err(e)) => tracing::warn!(error = %e, "reload: cannot scan the media folder"),
-            _ => {}
         }
         let mut kept = new.clone();
         // What needs a restart keeps its running value.

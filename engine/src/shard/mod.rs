@@ -139,6 +139,9 @@ pub enum ShardMsg {
         /// Where to answer.
         reply: Sender<bool>,
     },
+    /// These catalog paths were rewritten in place: end the sessions still
+    /// playing their old bytes.
+    FilesChanged(Arc<Vec<String>>),
     /// Stop: send RTCP BYE on every session and return from [`Shard::run`].
     Stop,
 }
@@ -747,6 +750,9 @@ impl Shard {
                 ShardMsg::EndSession { id, reason, reply } => {
                     let found = self.endpoint.end_session(id, reason, now, unix_now_us());
                     let _ = reply.send(found);
+                }
+                ShardMsg::FilesChanged(paths) => {
+                    self.endpoint.files_changed(&paths, now, unix_now_us());
                 }
                 ShardMsg::Stop => self.stopping = true,
             }
