@@ -71,6 +71,8 @@ pub struct ShardConfig {
     pub udp_buffer_bytes: usize,
     /// RTCP sender report interval, µs.
     pub sr_interval_us: u64,
+    /// Limits on PLAY's Scale and Speed (`max_scale`, `max_speed`).
+    pub rate_limits: crate::session::RateLimits,
 }
 
 impl Default for ShardConfig {
@@ -85,6 +87,7 @@ impl Default for ShardConfig {
             ring_entries: 4096,
             udp_buffer_bytes: 4 << 20,
             sr_interval_us: 5_000_000,
+            rate_limits: crate::session::RateLimits::default(),
         }
     }
 }
@@ -303,6 +306,7 @@ impl Shard {
                 server_rtp_port: sockets.rtp_port(),
                 tick_us: config.tick_us,
                 sr_interval_us: config.sr_interval_us,
+                rate_limits: config.rate_limits,
                 ..EndpointConfig::default()
             },
             catalog,
