@@ -731,12 +731,16 @@ impl Controller {
         let mut r = response::status(StatusCode::Ok);
         r.insert_header(RANGE, range_value);
         // The rate used (RFC 2326 §12.34: the reply MUST carry the scale
-        // chosen), whenever asked for or not 1, as gst-rtsp-server does.
+        // chosen), whenever asked for or not 1, as gst-rtsp-server does;
+        // trick play states its Speed too: GStreamer's rtspsrc takes the
+        // reply's Speed as the rate of its output (Scale only without it),
+        // and any rate but the delivery rate makes its sinks drop every key
+        // frame as late.
         let used = s.rate();
         if scale.is_some() || used.scale != Scale::ONE {
             r.insert_header(SCALE, used.scale.to_string());
         }
-        if speed.is_some() || used.speed != Speed::ONE {
+        if speed.is_some() || used.speed != Speed::ONE || used.is_trick() {
             r.insert_header(SPEED, used.speed.to_string());
         }
         r.insert_header(RTP_INFO, infos.join(","));
