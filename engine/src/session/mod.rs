@@ -10,7 +10,8 @@
 //!
 //! A PLAY has a [`PlayRate`]: normal play (Scale 1, Speed 1, the pacer's
 //! fast path), faster or slower delivery (Speed, [`rate`]), or trick play
-//! (Scale ≠ 1: key frames only, [`trick`] explains the RTP timestamps).
+//! (Scale ≠ 1: key frames only; `session/trick.rs` explains the RTP
+//! timestamps).
 
 mod id;
 pub mod rate;

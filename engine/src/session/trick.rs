@@ -15,15 +15,21 @@
 //! ```
 //!
 //! So timestamps always increase, for rewind too, and at Speed 1 they
-//! advance exactly with the wall clock, like the arrival times. This is what
-//! gst-rtsp-server sends (its payloaders stamp the running time of a
-//! rate-changed segment), what RTSP 2.0 describes (RFC 7826 §18.46: the
-//! client plays the delivered stream at the normal rate and maps it back to
-//! npt as `npt = range_start + scale × (ts − rtptime) / clock`), and what a
-//! jitter buffer needs: GStreamer's rtpjitterbuffer and live555 order
-//! packets by timestamp and resynchronise when timestamps run away from
-//! arrival times, so media-time timestamps (twice the wall clock at Scale 2,
-//! decreasing at Scale −2) would be reordered, held back or dropped.
+//! advance exactly with the wall clock, like the arrival times; a client
+//! maps them back to npt as `npt = range_start + scale × (ts − rtptime) /
+//! clock`. The reasons:
+//! - RFC 2326 §12.34 defines Scale as content delivered per second of wall
+//!   clock, and Appendix B asks for monotonic timestamps, the client using
+//!   `RTP-Info` to relate them to npt;
+//! - gst-rtsp-server does the same at Scale 2 (its payloaders stamp the
+//!   running time of the rate-changed segment, so its timestamps advance
+//!   at 90,000 ticks per wall-clock second);
+//! - jitter buffers (GStreamer's rtpjitterbuffer, live555's reordering
+//!   buffer) order packets by sequence and timestamp and derive play-out
+//!   times from the timestamps against arrival; media-time stamps (twice
+//!   the wall clock at Scale 2, decreasing at Scale −2) would be held back,
+//!   resynchronised or dropped. With ours, rtspsrc's PTS come out one second
+//!   apart for key frames one second apart (engine/tests/trick_play.rs).
 //!
 //! The sender reports follow the same timeline (see
 //! [`Trick::rtp_at`]); the paused audio tracks send no report.
