@@ -4,7 +4,7 @@ play: GST_SEEK_FLAG_TRICKMODE | TRICKMODE_KEY_UNITS, which rtspsrc sends as
 `Scale: <rate>`), and prints every H.264 access unit that comes out of
 rtph264depay, identified against the file itself.
 
-Usage: gst_seek_rate.py URL RATE FILE [SECONDS]
+Usage: gst_seek_rate.py URL RATE FILE [SECONDS [udp|tcp]]
 
 - RATE > 0 seeks to npt 10 s; RATE < 0 plays from npt 40 s back to 0.
 - FILE is the served MP4: its key frames are read with qtdemux + h264parse and
@@ -99,10 +99,13 @@ def main():
         sys.exit(__doc__)
     url, rate, path = sys.argv[1], float(sys.argv[2]), sys.argv[3]
     seconds = float(sys.argv[4]) if len(sys.argv) > 4 else 5.5
+    protocol = sys.argv[5] if len(sys.argv) > 5 else "tcp"
+    if protocol not in ("udp", "tcp"):
+        sys.exit(f"protocol must be udp or tcp, not {protocol!r}")
     Gst.init(None)
     keys = file_key_frames(path)
     p = make(
-        f"rtspsrc location={url} protocols=tcp latency=200 ! rtph264depay ! {CAPS} "
+        f"rtspsrc location={url} protocols={protocol} latency=200 ! rtph264depay ! {CAPS} "
         "! fakesink name=sink sync=true"
     )
     frames = []
