@@ -97,6 +97,14 @@ pub struct ServeArgs {
     /// (`rtsp://host:port`, repeatable).
     #[arg(long)]
     pub redirect_when_full: Vec<String>,
+    /// Largest |Scale| of trick play (RFC 2326 §12.34), 1..=1000; larger
+    /// requests get this [default: 8].
+    #[arg(long)]
+    pub max_scale: Option<f64>,
+    /// Largest Speed of delivery (RFC 2326 §12.35), 1..=64; the smallest is
+    /// its inverse [default: 4].
+    #[arg(long)]
+    pub max_speed: Option<f64>,
 }
 
 /// The TOML file's keys (all optional).
@@ -119,6 +127,10 @@ pub struct FileConfig {
     pub tcp_backlog: Option<usize>,
     /// See `--hint-cache`.
     pub hint_cache: Option<PathBuf>,
+    /// See `--max-scale`.
+    pub max_scale: Option<f64>,
+    /// See `--max-speed`.
+    pub max_speed: Option<f64>,
     /// UDP send slots per shard (packets in flight) [default: 8192].
     pub send_slots: Option<usize>,
     /// Pacer tick in µs, 100..=1000 [default: 500].
@@ -295,6 +307,27 @@ impl Config {
         let auth = file.auth.unwrap_or_default();
         auth.validate()
             .map_err(|e| ConfigError::Invalid(format!("[auth] {e}")))?;
+        let limit = |name: &str, value: Option<f64>, default: u32, max: f64| match value {
+            None => Ok(default),
+            Some(v) if v.is_finite() && (1.0..=max).contains(&v) => Ok((v * 1000.0).round() as u32),
+            Some(v) => Err(ConfigError::Invalid(format!(
+                "--{name} must be 1..={max}, got {v}"
+            ))),
+        };
+        let rate_limits = crate::session::RateLimits {
+            max_scale_milli: limit(
+                "max-scale",
+                args.max_scale.or(file.max_scale),
+                defaults.rate_limits.max_scale_milli,
+                1000.0,
+            )?,
+            max_speed_milli: limit(
+                "max-speed",
+                args.max_speed.or(file.max_speed),
+                defaults.rate_limits.max_speed_milli,
+                64.0,
+            )?,
+        };
         Ok(Config {
             auth,
             limits,
@@ -333,6 +366,7 @@ impl Config {
                     .max_connections_per_ip
                     .or(file.max_connections_per_ip)
                     .unwrap_or(defaults.max_connections_per_ip),
+                rate_limits,
                 ..defaults
             },
         })
@@ -413,6 +447,20 @@ mod tests {
             Config::resolve(&zero, 8),
             Err(ConfigError::Invalid(_))
         ));
+        std::fs::write(&path, "max_scale = 16\nmax_speed = 2.5\n").expect("write");
+        let c = Config::resolve(&args, 8).expect("valid");
+        assert_eq!(c.shard.rate_limits.max_scale_milli, 16_000);
+        assert_eq!(c.shard.rate_limits.max_speed_milli, 2_500);
+        for bad in [0.5, f64::NAN, 65.0] {
+            let a = ServeArgs {
+                max_speed: Some(bad),
+                ..Default::default()
+            };
+            assert!(
+                matches!(Config::resolve(&a, 8), Err(ConfigError::Invalid(_))),
+                "{bad}"
+            );
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -6,6 +6,14 @@
 //! `a=control:streamid=N`. Both become one description with `a=control:*`,
 //! `a=range:npt=0-<duration>` and per-track controls normalised to
 //! `trackID=<hint track ID>`, which is what SETUP URLs then name.
+//!
+//! The session level also says what PLAY can do with the file, in
+//! `a=x-media-properties:` ([`MEDIA_PROPERTIES_ATTRIBUTE`]). RTSP 1.0 and
+//! SDP have no standard way to announce trick play; this attribute carries
+//! RTSP 2.0's `Media-Properties` value (RFC 7826 §18.29) as it is, under an
+//! `x-` name as for the other unregistered attributes servers send (QuickTime
+//! and DSS `a=x-qt-…`, `a=x-copyright`): for example
+//! `Random-Access, Immutable, Unlimited, Scales="-8:-1, 1:8"`.
 
 use std::net::IpAddr;
 
@@ -32,14 +40,23 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
         .filter(|l| l.len() >= 2 && l.as_bytes()[1] == b'=')
 }
 
+/// The session-level SDP attribute that carries the file's media properties.
+pub const MEDIA_PROPERTIES_ATTRIBUTE: &str = "x-media-properties";
+
 /// Formats a duration in µs as npt seconds with millisecond precision.
 pub fn npt_seconds(us: u64) -> String {
     format!("{}.{:03}", us / 1_000_000, (us % 1_000_000) / 1000)
 }
 
 /// Builds the SDP for `file`, served as `path`, with `server_ip` in the origin
-/// line. Errors when the file's stored SDP does not parse.
-pub fn describe(file: &FileSchedule, path: &str, server_ip: IpAddr) -> Result<String, SdpError> {
+/// line and, when given, `media_properties` (an RFC 7826 §18.29 value) in
+/// `a=x-media-properties:`. Errors when the file's stored SDP does not parse.
+pub fn describe(
+    file: &FileSchedule,
+    path: &str,
+    server_ip: IpAddr,
+    media_properties: Option<&str>,
+) -> Result<String, SdpError> {
     let family = if server_ip.is_ipv4() { "IP4" } else { "IP6" };
     let mut text = format!(
         "v=0\r\no=- 0 0 IN {family} {server_ip}\r\ns={}\r\nc=IN {family} {}\r\nt=0 0\r\n",
@@ -75,7 +92,9 @@ pub fn describe(file: &FileSchedule, path: &str, server_ip: IpAddr) -> Result<St
                         Some((name, v)) => Attribute::with_value(name, v),
                         None => Attribute::new(value),
                     };
-                    if attr.attribute != "control" && attr.attribute != "range" {
+                    if !["control", "range", MEDIA_PROPERTIES_ATTRIBUTE]
+                        .contains(&attr.attribute.as_str())
+                    {
                         session.attributes.push(attr);
                     }
                 }
@@ -90,6 +109,12 @@ pub fn describe(file: &FileSchedule, path: &str, server_ip: IpAddr) -> Result<St
         "range",
         format!("npt=0-{}", npt_seconds(file.duration_us)),
     ));
+    if let Some(properties) = media_properties {
+        session.attributes.push(Attribute::with_value(
+            MEDIA_PROPERTIES_ATTRIBUTE,
+            properties,
+        ));
+    }
     if session.medias.len() != file.tracks.len() {
         return Err(SdpError::Parse {
             path: path.to_string(),

@@ -45,6 +45,8 @@ pub struct SentRtp {
     pub payload_len: u32,
     /// Index of the track in the file.
     pub track_index: usize,
+    /// Index of the packet in the track schedule.
+    pub packet_index: usize,
 }
 
 /// One outgoing RTCP compound packet.
@@ -87,6 +89,7 @@ impl PacketSink for Recorder {
             marker: rtp[1] & 0x80 != 0,
             payload_len: p.packet.payload_len,
             track_index: p.track_index,
+            packet_index: p.packet_index,
         });
         true
     }

@@ -96,8 +96,9 @@ fn respond(d: Dispatch) -> rtsp_types::Response<Vec<u8>> {
     }
 }
 
-#[test]
-fn steady_state_pacing_does_not_allocate() {
+/// An endpoint over the bundled sample with `sessions` sessions of both
+/// tracks, session `i` played with the extra PLAY headers `play(i)`.
+fn playing_endpoint(sessions: u32, play: impl Fn(u32) -> Vec<(&'static str, String)>) -> Endpoint {
     let media = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../media");
     let catalog = FsCatalog::scan(&media).expect("bundled media");
     use cadence_engine::catalog::Catalog;
@@ -113,7 +114,6 @@ fn steady_state_pacing_does_not_allocate() {
         0,
     );
     let base = "rtsp://127.0.0.1:8554/sample.mp4";
-    let sessions = 1000;
     for i in 0..sessions {
         let ctx = request_ctx(
             ConnId {
@@ -160,12 +160,18 @@ fn steady_state_pacing_does_not_allocate() {
                 &[transport, ("Session", session.clone())],
             ),
         ));
-        let r = respond(endpoint.handle(
-            &ctx,
-            request(Method::Play, base, 3, &[("Session", session)]),
-        ));
+        let mut extra = play(i);
+        extra.push(("Session", session));
+        let r = respond(endpoint.handle(&ctx, request(Method::Play, base, 3, &extra)));
         assert_eq!(r.status(), rtsp_types::StatusCode::Ok);
     }
+    endpoint
+}
+
+#[test]
+fn steady_state_pacing_does_not_allocate() {
+    let sessions = 1000;
+    let mut endpoint = playing_endpoint(sessions, |_| Vec::new());
     let mut sink = SlotSink {
         pool: SlotPool::new(8192, false),
         sent: 0,
@@ -197,4 +203,44 @@ fn steady_state_pacing_does_not_allocate() {
         "{allocated} heap allocations while pacing {sent} packets"
     );
     println!("paced {sent} packets from {sessions} sessions with 0 heap allocations");
+}
+
+/// The slow path (trick play forwards and backwards, and Speed 2) allocates
+/// nothing either.
+#[test]
+fn trick_play_and_speed_pacing_do_not_allocate() {
+    let sessions = 900;
+    let mut endpoint = playing_endpoint(sessions, |i| match i % 3 {
+        0 => vec![("Scale", "2".into()), ("Range", "npt=0-".into())],
+        1 => vec![("Scale", "-2".into()), ("Range", "npt=19-0".into())],
+        _ => vec![("Speed", "2".into()), ("Range", "npt=0-".into())],
+    });
+    let mut sink = SlotSink {
+        pool: SlotPool::new(8192, false),
+        sent: 0,
+        iovecs: 0,
+    };
+    let mut now = 0;
+    while now < 1_000_000 {
+        endpoint.tick(now, now, &mut sink);
+        now += 1000;
+    }
+    let before = allocations();
+    let sent_before = sink.sent;
+    // 5 simulated seconds: every session is still playing (the 20 s sample
+    // lasts 10 s at Scale 2, 9 s backwards from 18 s, 10 s at Speed 2).
+    while now < 6_000_000 {
+        endpoint.tick(now, now, &mut sink);
+        now += 1000;
+    }
+    let allocated = allocations() - before;
+    let sent = sink.sent - sent_before;
+    assert_eq!(endpoint.controller().len(), sessions as usize);
+    // Speed 2: ~66 packets/s per session; trick play: a key frame a second.
+    assert!(sent > 100_000, "only {sent} packets paced");
+    assert_eq!(
+        allocated, 0,
+        "{allocated} heap allocations while pacing {sent} packets"
+    );
+    println!("paced {sent} packets from {sessions} trick-play and Speed 2 sessions with 0 heap allocations");
 }

@@ -34,7 +34,7 @@ use crate::rtcp;
 use crate::rtsp::response::{self, RtspResponse};
 use crate::rtsp::url::route_of;
 use crate::rtsp::{Controller, ControllerConfig, Effect, Handled, RequestCtx};
-use crate::session::{ConnId, Session, SessionId};
+use crate::session::{ConnId, RateLimits, Session, SessionId};
 
 pub use rtcp_out::{RtcpOutbox, RtcpPacket, RTCP_MAX};
 pub use timers::TimerEvents;
@@ -59,6 +59,8 @@ pub struct EndpointConfig {
     pub overload_late_us: u64,
     /// Period of the shard's statistics log line, µs.
     pub stats_interval_us: u64,
+    /// Limits on PLAY's Scale and Speed (`max_scale`, `max_speed`).
+    pub rate_limits: RateLimits,
 }
 
 impl Default for EndpointConfig {
@@ -72,6 +74,7 @@ impl Default for EndpointConfig {
             housekeeping_us: 100_000,
             overload_late_us: 100_000,
             stats_interval_us: 10_000_000,
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -150,6 +153,7 @@ impl Endpoint {
                 shard: config.shard,
                 session_timeout_s: config.session_timeout_s,
                 server_rtp_port: config.server_rtp_port,
+                rate_limits: config.rate_limits,
             },
             catalog,
             seed,

@@ -66,14 +66,18 @@ impl RtcpOutbox {
     /// With `now` (a report), each RTP time is the one of the session's npt
     /// at shard clock `now`: every track maps the same npt to wall time (the
     /// pacing clock) and npt to RTP time by its presentation origin, so
-    /// receivers line tracks up exactly, B-frames included. Without `now`
-    /// (BYE), the last RTP time sent.
+    /// receivers line tracks up exactly, B-frames included. In trick play it
+    /// is the play timeline of the timestamps sent, and the paused tracks
+    /// send no report ([`Session::rtp_time_at`]). Without `now` (BYE), the
+    /// last RTP time sent.
     fn push_session(&mut self, s: &Session, now: Option<u64>, unix_us: u64, bye: bool) {
-        let npt = now.and_then(|now| s.clock().map(|c| c.npt_at(now)));
         let ntp = rtcp::ntp_from_unix_us(unix_us);
-        for t in s.tracks() {
-            let rtp_time = match (npt, s.file().tracks.get(t.track())) {
-                (Some(npt), Some(sched)) => t.ts_base().wrapping_add(sched.rtp_at(npt)),
+        for (i, t) in s.tracks().iter().enumerate() {
+            let rtp_time = match now {
+                Some(now) if s.clock().is_some() => match s.rtp_time_at(i, now) {
+                    Some(rtp_time) => rtp_time,
+                    None => continue,
+                },
                 _ => t.last_rtp_time(),
             };
             let info = SenderInfo {

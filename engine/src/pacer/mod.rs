@@ -4,6 +4,7 @@
 //! tests). Pure code: the caller passes the shard clock.
 
 pub mod header;
+mod scaled;
 pub mod wheel;
 
 use std::sync::Arc;
@@ -183,6 +184,10 @@ fn emit_session(
     sink: &mut impl PacketSink,
     stats: &mut TickStats,
 ) -> bool {
+    if !s.rate().is_normal() {
+        // Trick play or another Speed: the slow path.
+        return scaled::emit_session(key, s, now_us, horizon, tolerance, sink, stats);
+    }
     let Some((clock, file, tracks)) = s.pacing() else {
         return true;
     };
@@ -235,6 +240,17 @@ fn write_header(
     p: &ScheduledPacket,
     hdr: &mut [u8; MAX_HEADER_LEN],
 ) -> Option<usize> {
+    write_header_at(t, p, t.rtp_timestamp(p), hdr)
+}
+
+/// [`write_header`] with RTP timestamp `timestamp`.
+#[inline]
+fn write_header_at(
+    t: &TrackStream,
+    p: &ScheduledPacket,
+    timestamp: u32,
+    hdr: &mut [u8; MAX_HEADER_LEN],
+) -> Option<usize> {
     let channel = match *t.transport() {
         TrackTransport::Interleaved { rtp_channel, .. } => Some(rtp_channel),
         TrackTransport::Udp { .. } => None,
@@ -244,7 +260,7 @@ fn write_header(
             marker: p.flags.marker(),
             payload_type: p.payload_type,
             seq: t.next_seq(),
-            timestamp: t.rtp_timestamp(p),
+            timestamp,
             ssrc: t.ssrc(),
         },
         channel,

@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use rtsp_types::headers::{NptRange, NptTime};
 use rtsp_types::headers::{
     Range, Transports, CACHE_CONTROL, CONTENT_BASE, CONTENT_TYPE, CSEQ, PUBLIC, RANGE, REQUIRE,
-    RTP_INFO, SESSION, TRANSPORT, USER_AGENT,
+    RTP_INFO, SCALE, SESSION, SPEED, TRANSPORT, USER_AGENT,
 };
 use rtsp_types::{Method, Request, StatusCode, Version};
 use slab::Slab;
@@ -30,7 +30,8 @@ use crate::catalog::{Catalog, CatalogError, Lookup};
 use crate::pipeline::{CloseReason, Identity, Route};
 use crate::sdp;
 use crate::session::{
-    ConnId, PlayError, Session, SessionId, SessionMeta, SessionState, TrackStream, TrackTransport,
+    rate, trick, ConnId, PlayError, PlayRate, RateLimits, Scale, Session, SessionId, SessionMeta,
+    SessionState, Speed, TrackStream, TrackTransport,
 };
 
 /// Settings of a shard's controller.
@@ -42,6 +43,8 @@ pub struct ControllerConfig {
     pub session_timeout_s: u64,
     /// The shard's UDP RTP port (RTCP is the next port).
     pub server_rtp_port: u16,
+    /// Limits on PLAY's Scale and Speed (RFC 2326 §12.34, §12.35).
+    pub rate_limits: RateLimits,
 }
 
 /// Context of one request.
@@ -414,7 +417,11 @@ impl Controller {
                 return Ok(sdp.clone());
             }
         }
-        let sdp = sdp::describe(file, path, ip)
+        let properties = self
+            .config
+            .rate_limits
+            .media_properties(trick::file_max_scale_milli(file));
+        let sdp = sdp::describe(file, path, ip, Some(&properties))
             .map_err(|e| Fail(StatusCode::InternalServerError, e.to_string()))?
             .into_bytes();
         if self.sdp_cache.len() >= SDP_CACHE_ENTRIES {
@@ -668,13 +675,20 @@ impl Controller {
     ) -> Outcome {
         let key = attempt!(self.aggregate_session(req, route));
         let range = attempt!(parse_npt_range(req));
+        let (scale, speed) = attempt!(parse_rate(req));
         let (start, end) = match range {
             Some((s, e)) => (Some(s), e),
             None => (None, None),
         };
         let s = &mut self.sessions[key];
-        let was_playing = s.state() == SessionState::Playing;
-        let played = match s.play(ctx.now_us, start, end) {
+        let requested = PlayRate {
+            scale: scale.unwrap_or(Scale::ONE),
+            speed: speed.unwrap_or(Speed::ONE),
+        };
+        let file_max = requested.is_trick().then(|| s.max_trick_scale()).flatten();
+        let rate = rate::negotiate(requested, file_max, &self.config.rate_limits);
+        let epoch = s.epoch();
+        let played = match s.play(ctx.now_us, start, end, rate) {
             Ok(p) => p,
             Err(PlayError::NoTracks) => {
                 return Fail(
@@ -691,7 +705,7 @@ impl Controller {
                 .into()
             }
         };
-        if !was_playing || start.is_some() {
+        if s.epoch() != epoch {
             effects.push(Effect::Playing(key));
         }
         let stem = req.request_uri().map(url_stem).unwrap_or_default();
@@ -728,6 +742,19 @@ impl Controller {
         let id = s.id();
         let mut r = response::status(StatusCode::Ok);
         r.insert_header(RANGE, range_value);
+        // The rate used (RFC 2326 §12.34: the reply MUST carry the scale
+        // chosen), whenever asked for or not 1, as gst-rtsp-server does;
+        // trick play states its Speed too: GStreamer's rtspsrc takes the
+        // reply's Speed as the rate of its output (Scale only without it),
+        // and any rate but the delivery rate makes its sinks drop every key
+        // frame as late.
+        let used = s.rate();
+        if scale.is_some() || used.scale != Scale::ONE {
+            r.insert_header(SCALE, used.scale.to_string());
+        }
+        if speed.is_some() || used.speed != Speed::ONE || used.is_trick() {
+            r.insert_header(SPEED, used.speed.to_string());
+        }
         r.insert_header(RTP_INFO, infos.join(","));
         r.insert_header(SESSION, self.session_value(id));
         Outcome::Ok(r)
@@ -882,6 +909,24 @@ fn absolute_controls(sdp: &[u8], stem: &str, query: &str) -> Vec<u8> {
         }
     }
     out.into_bytes()
+}
+
+/// Parses the `Scale` and `Speed` headers (RFC 2326 §12.34, §12.35), when
+/// present; 400 for a value that is not a decimal number, or zero.
+fn parse_rate(req: &Request<Vec<u8>>) -> Result<(Option<Scale>, Option<Speed>), Stop> {
+    let bad =
+        |e: crate::session::RateError| Stop::Fail(Fail(StatusCode::BadRequest, e.to_string()));
+    let scale = req
+        .header(&SCALE)
+        .map(|v| rate::parse_scale(v.as_str()))
+        .transpose()
+        .map_err(bad)?;
+    let speed = req
+        .header(&SPEED)
+        .map(|v| rate::parse_speed(v.as_str()))
+        .transpose()
+        .map_err(bad)?;
+    Ok((scale, speed))
 }
 
 /// Parses `Range: npt=a-[b]` into µs. `Ok(None)` when absent or `npt=now-`;

@@ -7,9 +7,16 @@
 //! changes only through the transitions below (RFC 2326 Appendix A.2):
 //! [`Session::play`], [`Session::pause`] and [`Session::finish_range`]; the
 //! pacer only advances track cursors.
+//!
+//! A PLAY has a [`PlayRate`]: normal play (Scale 1, Speed 1, the pacer's
+//! fast path), faster or slower delivery (Speed, [`rate`]), or trick play
+//! (Scale ≠ 1: key frames only; `session/trick.rs` explains the RTP
+//! timestamps).
 
 mod id;
+pub mod rate;
 mod track;
+pub(crate) mod trick;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +24,10 @@ use std::sync::Arc;
 use cadence_hinting::FileSchedule;
 
 pub use id::{ConnId, SessionId};
+pub use rate::{PlayRate, RateError, RateLimits, Scale, Speed};
 pub use track::{ReceptionReport, TrackStream, TrackTransport};
+
+use trick::Trick;
 
 /// RTSP session state (RFC 2326 Appendix A.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +49,7 @@ impl SessionState {
 }
 
 /// Pacing state of a playing session: maps schedule send times to shard
-/// clock time.
+/// clock time (at Speed 1; see [`Session::npt_us`] for the npt at any rate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlayClock {
     /// Schedule send time (µs) at which the PLAY started (npt of the first packet).
@@ -93,7 +103,8 @@ pub struct SessionMeta {
 pub enum PlayError {
     /// No track is set up (455 Method Not Valid in This State).
     NoTracks,
-    /// The range starts beyond the end or ends before it starts (457).
+    /// The range starts beyond the end or ends before it starts (after it,
+    /// for a negative Scale) (457).
     InvalidRange,
 }
 
@@ -103,7 +114,8 @@ pub struct PlayRange {
     /// Presentation npt of the first packet (µs): the key frame at or before
     /// the requested start.
     pub start_us: u64,
-    /// End npt (µs) when the request gave one.
+    /// End npt (µs) when the request gave one; for a negative Scale, the
+    /// lower end (0 when the request gave none).
     pub end_us: Option<u64>,
 }
 
@@ -116,6 +128,9 @@ pub struct Session {
     tracks: Vec<TrackStream>,
     state: SessionState,
     clock: Option<PlayClock>,
+    rate: PlayRate,
+    trick: Option<Trick>,
+    resync: bool,
     paused_npt_us: Option<u64>,
     last_activity_us: u64,
     next_sr_us: u64,
@@ -143,6 +158,9 @@ impl Session {
             tracks: Vec::with_capacity(2),
             state: SessionState::Ready,
             clock: None,
+            rate: PlayRate::NORMAL,
+            trick: None,
+            resync: false,
             paused_npt_us: None,
             last_activity_us: now_us,
             next_sr_us: now_us,
@@ -183,6 +201,25 @@ impl Session {
         self.clock
     }
 
+    /// The rate of the current (or last) PLAY.
+    pub fn rate(&self) -> PlayRate {
+        self.rate
+    }
+
+    /// True when set-up stream `index` is sending: false for the streams
+    /// that trick play pauses (all but the video), and when not playing.
+    pub fn is_sending(&self, index: usize) -> bool {
+        self.state == SessionState::Playing && self.trick.as_ref().is_none_or(|t| t.video == index)
+    }
+
+    /// The largest |Scale| (thousandths) the set-up tracks support in trick
+    /// play, from the video track's key-frame spacing; `None` when no set-up
+    /// track has both key frames and other frames (see [`rate`]).
+    pub fn max_trick_scale(&self) -> Option<u32> {
+        let v = self.video_stream()?;
+        trick::max_scale_milli(self.file.tracks.get(self.tracks[v].track())?)
+    }
+
     /// Incremented on every PLAY, PAUSE and seek, so that stale pacer
     /// wake-ups are ignored.
     pub fn epoch(&self) -> u32 {
@@ -207,10 +244,34 @@ impl Session {
     /// The npt (µs) the session is at, at shard clock `now_us`: the playing
     /// position, or where it paused or stopped.
     pub fn npt_us(&self, now_us: u64) -> u64 {
+        if let Some(t) = &self.trick {
+            return t.npt_at(now_us);
+        }
         match self.clock {
-            Some(c) => c.npt_at(now_us),
+            Some(c) if self.rate.speed == Speed::ONE => c.npt_at(now_us),
+            Some(c) => c.npt_start_us.saturating_add(
+                self.rate
+                    .speed
+                    .play_us(now_us.saturating_sub(c.wall_start_us)),
+            ),
             None => self.paused_npt_us.unwrap_or(0),
         }
+    }
+
+    /// The RTP timestamp that set-up stream `index` is at, at shard clock
+    /// `now_us`, for its sender report (RFC 3550 §6.4.1): the timeline of
+    /// the packets it sends (media RTP time of the npt reached, or the play
+    /// timeline in trick play). `None` when it is not sending.
+    pub fn rtp_time_at(&self, index: usize, now_us: u64) -> Option<u32> {
+        if !self.is_sending(index) {
+            return None;
+        }
+        let t = self.tracks.get(index)?;
+        if let Some(trick) = &self.trick {
+            return Some(t.ts_base().wrapping_add(trick.rtp_at(now_us)));
+        }
+        let sched = self.file.tracks.get(t.track())?;
+        Some(t.ts_base().wrapping_add(sched.rtp_at(self.npt_us(now_us))))
     }
 
     /// Bytes put on the wire, all tracks (RTP headers, payloads, framing).
@@ -242,6 +303,9 @@ impl Session {
     /// `None` when not playing or finished.
     pub fn next_due_us(&self) -> Option<u64> {
         let clock = self.clock?;
+        if !self.rate.is_normal() {
+            return self.next_due_at_rate(clock);
+        }
         self.tracks
             .iter()
             .filter(|t| !t.done())
@@ -250,13 +314,54 @@ impl Session {
             .min()
     }
 
-    /// What the pacer needs of a playing session: its clock, its file and
-    /// its tracks. `None` when not playing.
+    /// [`Session::next_due_us`] at a rate other than normal play.
+    fn next_due_at_rate(&self, clock: PlayClock) -> Option<u64> {
+        if let Some(t) = &self.trick {
+            return t.due_us();
+        }
+        let speed = self.rate.speed;
+        self.tracks
+            .iter()
+            .filter(|t| !t.done())
+            .filter_map(|t| self.file.tracks.get(t.track())?.packets.get(t.cursor()))
+            .map(|p| {
+                clock.wall_start_us.saturating_add(
+                    speed.wall_us(p.send_time_us.saturating_sub(clock.npt_start_us)),
+                )
+            })
+            .min()
+    }
+
+    /// What the pacer needs of a session playing at normal rate: its clock,
+    /// its file and its tracks. `None` when not playing, or playing at
+    /// another rate ([`Session::rate_pacing`]).
     pub(crate) fn pacing(&mut self) -> Option<(PlayClock, &Arc<FileSchedule>, &mut [TrackStream])> {
-        if self.state != SessionState::Playing {
+        if self.state != SessionState::Playing || !self.rate.is_normal() {
             return None;
         }
         Some((self.clock?, &self.file, &mut self.tracks))
+    }
+
+    /// What the pacer needs of a session playing at a rate other than
+    /// normal play. `None` when not playing, or playing at normal rate.
+    pub(crate) fn rate_pacing(&mut self) -> Option<RatePacing<'_>> {
+        if self.state != SessionState::Playing || self.rate.is_normal() {
+            return None;
+        }
+        let clock = self.clock?;
+        Some(match &mut self.trick {
+            Some(trick) => RatePacing::Trick {
+                trick,
+                file: &self.file,
+                tracks: &mut self.tracks,
+            },
+            None => RatePacing::Speed {
+                clock,
+                speed: self.rate.speed,
+                file: &self.file,
+                tracks: &mut self.tracks,
+            },
+        })
     }
 
     /// Counts a request or an RTCP packet from the client at `now_us`.
@@ -299,20 +404,29 @@ impl Session {
 
     /// PLAY (RFC 2326 §10.5) at shard clock `now_us`, from npt `start_us`
     /// (µs; `None`: resume where it paused, keep going when playing, or
-    /// start at 0) to `end_us`. Seeks snap to the key frame at or before the
-    /// start. Errors: [`PlayError`].
+    /// start at 0) to `end_us`, at `rate` (already negotiated:
+    /// [`rate::negotiate`]). Seeks snap to the key frame at or before the
+    /// start. A PLAY without range while playing keeps going at the same
+    /// rate, or changes to the new rate at the current npt (leaving trick
+    /// play resumes normal play at the key frame at or before it). With a
+    /// negative Scale the range runs backwards: `end_us`, when given, is
+    /// below `start_us`; the first PLAY without range starts at the end.
+    /// Errors: [`PlayError`].
     pub fn play(
         &mut self,
         now_us: u64,
         start_us: Option<u64>,
         end_us: Option<u64>,
+        rate: PlayRate,
     ) -> Result<PlayRange, PlayError> {
         if self.tracks.is_empty() {
             return Err(PlayError::NoTracks);
         }
         let duration = self.file.duration_us;
+        let reverse = rate.scale.is_reverse();
         if let Some(start) = start_us {
-            if start > duration || end_us.is_some_and(|e| e <= start) {
+            let backwards = end_us.is_some_and(|e| if reverse { e >= start } else { e <= start });
+            if start > duration || backwards {
                 return Err(PlayError::InvalidRange);
             }
         }
@@ -320,18 +434,40 @@ impl Session {
             // Seek, or first PLAY: start at the sync sample at or before the
             // requested npt.
             (Some(t), _, _) => self.seek(t, end_us),
-            // Resume after PAUSE (or the end of a range) where the cursors stopped.
-            (None, SessionState::Ready, Some(p)) => (p, p),
-            // Already playing and no Range: keep going (RFC 2326 §10.5).
-            (None, SessionState::Playing, _) => {
+            // Already playing, same rate, no Range: keep going (RFC 2326 §10.5).
+            (None, SessionState::Playing, _) if rate == self.rate => {
                 let npt = self.npt_us(now_us);
                 return Ok(PlayRange {
                     start_us: npt,
                     end_us: None,
                 });
             }
-            (None, SessionState::Ready, None) => self.seek(0, None),
+            // A new Speed while playing at Scale 1: on from where it is now.
+            (None, SessionState::Playing, _) if !rate.is_trick() && self.trick.is_none() => {
+                let npt = self.npt_us(now_us);
+                (npt, npt)
+            }
+            // Into or out of trick play: from the key frame at or before
+            // the npt reached.
+            (None, SessionState::Playing, _) => self.seek(self.npt_us(now_us), end_us),
+            // Resume after PAUSE (or the end of a range) where the cursors
+            // stopped; after trick play (or into it), from the key frame at
+            // or before the npt reached.
+            (None, SessionState::Ready, Some(p)) if self.resync || rate.is_trick() => {
+                self.seek(p, end_us)
+            }
+            (None, SessionState::Ready, Some(p)) => (p, p),
+            (None, SessionState::Ready, None) => {
+                self.seek(if reverse { duration } else { 0 }, end_us)
+            }
         };
+        self.trick = None;
+        self.resync = false;
+        self.rate = rate;
+        let mut range_end = end_us;
+        if rate.is_trick() {
+            range_end = self.start_trick(now_us, rate, end_us);
+        }
         self.clock = Some(PlayClock {
             npt_start_us: pacing_start,
             wall_start_us: now_us,
@@ -342,8 +478,47 @@ impl Session {
         self.bye_sent = false;
         Ok(PlayRange {
             start_us: start,
-            end_us,
+            end_us: range_end,
         })
+    }
+
+    /// Turns the cursors that [`Session::seek`] placed into trick play at
+    /// shard clock `now_us`: the video stream from its key frame, in the
+    /// direction of `rate`, to npt `end_us`; the other streams pause (their
+    /// sequence numbers stay where they are). Returns the range end to
+    /// report. Without a video stream (never the case after
+    /// [`rate::negotiate`]) nothing is sent.
+    fn start_trick(&mut self, now_us: u64, rate: PlayRate, end_us: Option<u64>) -> Option<u64> {
+        let reverse = rate.scale.is_reverse();
+        let video = self.video_stream();
+        for (i, t) in self.tracks.iter_mut().enumerate() {
+            if Some(i) != video {
+                t.set_range(t.cursor(), t.cursor());
+            }
+        }
+        let duration = self.file.duration_us;
+        let npt_bound = match (reverse, end_us) {
+            (true, e) => e.unwrap_or(0),
+            (false, e) => e.unwrap_or(duration),
+        };
+        let v = video?;
+        let t = &mut self.tracks[v];
+        let sched = self.file.tracks.get(t.track())?;
+        let key = t.cursor();
+        // Forward: the packets before the range end; reverse: those at or
+        // after its lower end.
+        let bound = match (reverse, end_us) {
+            (false, None) => sched.packets.len(),
+            (_, _) => sched.first_at_or_after(npt_bound),
+        };
+        self.trick = Some(Trick::start(
+            v, t, sched, key, rate, now_us, bound, npt_bound,
+        ));
+        if reverse {
+            Some(npt_bound)
+        } else {
+            end_us
+        }
     }
 
     /// PAUSE (RFC 2326 §10.6) at shard clock `now_us`: stops pacing and
@@ -365,6 +540,9 @@ impl Session {
             return false;
         }
         self.paused_npt_us = Some(self.npt_us(now_us));
+        // Trick play leaves the cursors off the npt reached: the next PLAY
+        // seeks.
+        self.resync |= self.trick.take().is_some();
         self.clock = None;
         self.state = SessionState::Ready;
         self.epoch = self.epoch.wrapping_add(1);
@@ -401,15 +579,10 @@ impl Session {
     /// send time (µs) that the pacing clock starts from (earlier with
     /// B-frames, where a key frame is sent ahead of its presentation).
     fn seek(&mut self, t_us: u64, end_us: Option<u64>) -> (u64, u64) {
-        let file = &self.file;
         let mut range_start = t_us;
         let mut video_cursor = None;
-        let video = self.tracks.iter().position(|t| {
-            file.tracks[t.track()]
-                .packets
-                .iter()
-                .any(|p| p.flags.sample_start() && !p.flags.sync())
-        });
+        let video = self.video_stream();
+        let file = &self.file;
         if let Some(v) = video {
             let sched = &file.tracks[self.tracks[v].track()];
             let key = sched
@@ -440,8 +613,10 @@ impl Session {
                 _ => sched.first_at_or_after(range_start),
             };
             let end = match end_us {
-                Some(e) => sched.first_at_or_after(e),
-                None => sched.packets.len(),
+                // A reverse range's end lies before its start: trick play
+                // bounds it.
+                Some(e) if e > range_start => sched.first_at_or_after(e),
+                _ => sched.packets.len(),
             };
             t.set_range(cursor, end);
             if let Some(p) = sched.packets.get(cursor) {
@@ -453,4 +628,43 @@ impl Session {
         }
         (range_start, pacing_start)
     }
+
+    /// The first set-up stream whose samples are not all sync samples (the
+    /// video track): seeks start on its key frames, and trick play sends
+    /// only those.
+    fn video_stream(&self) -> Option<usize> {
+        let file = &self.file;
+        self.tracks.iter().position(|t| {
+            file.tracks.get(t.track()).is_some_and(|s| {
+                s.packets
+                    .iter()
+                    .any(|p| p.flags.sample_start() && !p.flags.sync())
+            })
+        })
+    }
+}
+
+/// What the pacer needs of a session playing at a rate other than normal
+/// play ([`Session::rate_pacing`]).
+pub(crate) enum RatePacing<'a> {
+    /// Scale 1 at Speed `speed`: every packet, due `1/speed` as far apart.
+    Speed {
+        /// The pacing clock (send times to shard clock at Speed 1).
+        clock: PlayClock,
+        /// The speed.
+        speed: Speed,
+        /// The file.
+        file: &'a Arc<FileSchedule>,
+        /// The set-up streams.
+        tracks: &'a mut [TrackStream],
+    },
+    /// Trick play: the video stream's key frames.
+    Trick {
+        /// The trick-play state.
+        trick: &'a mut Trick,
+        /// The file.
+        file: &'a Arc<FileSchedule>,
+        /// The set-up streams.
+        tracks: &'a mut [TrackStream],
+    },
 }

@@ -55,7 +55,8 @@ pub struct ReceptionReport {
 }
 
 /// One set-up track of a session. Its fields change only through the
-/// session (SETUP, PLAY, seeks) and the pacer ([`TrackStream::sent`]).
+/// session (SETUP, PLAY, seeks, trick play's key-frame steps) and the pacer
+/// ([`TrackStream::sent`]).
 #[derive(Debug, Clone)]
 pub struct TrackStream {
     track: usize,
@@ -182,6 +183,14 @@ impl TrackStream {
             .bytes_sent
             .saturating_add(header_len as u64 + u64::from(p.payload_len));
         self.last_rtp_time = self.rtp_timestamp(p);
+    }
+
+    /// Accounts packet `p`, sent with a header of `header_len` bytes and RTP
+    /// timestamp `timestamp` (trick play's play timeline), and moves the
+    /// cursor past it. Called by the pacer only.
+    pub(crate) fn sent_at(&mut self, p: &ScheduledPacket, header_len: usize, timestamp: u32) {
+        self.sent(p, header_len);
+        self.last_rtp_time = timestamp;
     }
 
     /// Moves the cursor past a packet that cannot be sent (too large for

@@ -80,6 +80,8 @@ pub struct ShardConfig {
     pub idle_timeout_us: u64,
     /// Most RTSP connections per client address, process-wide (0: no cap).
     pub max_connections_per_ip: u32,
+    /// Limits on PLAY's Scale and Speed (`max_scale`, `max_speed`).
+    pub rate_limits: crate::session::RateLimits,
 }
 
 impl Default for ShardConfig {
@@ -97,6 +99,7 @@ impl Default for ShardConfig {
             request_timeout_us: 10_000_000,
             idle_timeout_us: 60_000_000,
             max_connections_per_ip: 1000,
+            rate_limits: crate::session::RateLimits::default(),
         }
     }
 }
@@ -337,6 +340,7 @@ impl Shard {
                 server_rtp_port: sockets.rtp_port(),
                 tick_us: config.tick_us,
                 sr_interval_us: config.sr_interval_us,
+                rate_limits: config.rate_limits,
                 ..EndpointConfig::default()
             },
             catalog,

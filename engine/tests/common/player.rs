@@ -183,9 +183,15 @@ impl Player {
 
     /// PLAY the aggregate URL, with `Range: npt=<range>` when given; panics unless 200.
     pub fn play(&mut self, range: Option<&str>) -> PlayReply {
-        let url = self.url.clone();
         let extra: Vec<(&str, &str)> = range.map(|r| ("Range", r)).into_iter().collect();
-        let reply = self.conn.request(Method::Play, &url, &extra);
+        self.play_with(&extra)
+    }
+
+    /// PLAY the aggregate URL with `extra` headers (`Range`, `Scale`, `Speed`...); panics
+    /// unless 200.
+    pub fn play_with(&mut self, extra: &[(&str, &str)]) -> PlayReply {
+        let url = self.url.clone();
+        let reply = self.conn.request(Method::Play, &url, extra);
         assert_eq!(
             reply.status,
             200,
