@@ -97,6 +97,10 @@ pub struct ServeArgs {
     /// (`rtsp://host:port`, repeatable).
     #[arg(long)]
     pub redirect_when_full: Vec<String>,
+    /// Addresses (CIDR) a SETUP's `destination=` may send RTP to besides the
+    /// client's own (repeatable); any other gets 403.
+    #[arg(long)]
+    pub allow_destination: Vec<String>,
     /// Largest |Scale| of trick play (RFC 2326 §12.34), 1..=1000; larger
     /// requests get this [default: 8].
     #[arg(long)]
@@ -147,6 +151,8 @@ pub struct FileConfig {
     pub max_bandwidth_mbps: Option<u64>,
     /// See `--redirect-when-full`.
     pub redirect_when_full: Option<Vec<String>>,
+    /// See `--allow-destination`.
+    pub allow_destination: Option<Vec<String>>,
     /// `[auth]`: users, groups, access files, signed URLs, subnet rules.
     pub auth: Option<crate::access::AuthConfig>,
 }
@@ -304,6 +310,17 @@ impl Config {
                 .unwrap_or(0),
             redirect_when_full,
         };
+        let allow_destination = if args.allow_destination.is_empty() {
+            file.allow_destination.clone().unwrap_or_default()
+        } else {
+            args.allow_destination.clone()
+        };
+        let allow_destination = allow_destination
+            .iter()
+            .map(|c| {
+                parse_net(c).map_err(|e| ConfigError::Invalid(format!("allow_destination: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let auth = file.auth.unwrap_or_default();
         auth.validate()
             .map_err(|e| ConfigError::Invalid(format!("[auth] {e}")))?;
@@ -367,10 +384,19 @@ impl Config {
                     .or(file.max_connections_per_ip)
                     .unwrap_or(defaults.max_connections_per_ip),
                 rate_limits,
+                allow_destination: std::sync::Arc::new(allow_destination),
                 ..defaults
             },
         })
     }
+}
+
+/// A CIDR (`10.0.0.0/8`) or a single address.
+pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not an address or CIDR"))
 }
 
 /// A TOML error on one line: `line L, column C: message` (the parser's

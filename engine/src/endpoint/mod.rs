@@ -61,6 +61,8 @@ pub struct EndpointConfig {
     pub stats_interval_us: u64,
     /// Limits on PLAY's Scale and Speed (`max_scale`, `max_speed`).
     pub rate_limits: RateLimits,
+    /// See [`crate::rtsp::ControllerConfig::allow_destination`].
+    pub allow_destination: Arc<Vec<ipnet::IpNet>>,
 }
 
 impl Default for EndpointConfig {
@@ -75,6 +77,7 @@ impl Default for EndpointConfig {
             overload_late_us: 100_000,
             stats_interval_us: 10_000_000,
             rate_limits: RateLimits::default(),
+            allow_destination: Arc::default(),
         }
     }
 }
@@ -154,6 +157,7 @@ impl Endpoint {
                 session_timeout_s: config.session_timeout_s,
                 server_rtp_port: config.server_rtp_port,
                 rate_limits: config.rate_limits,
+                allow_destination: config.allow_destination.clone(),
             },
             catalog,
             seed,

@@ -45,6 +45,10 @@ pub struct ControllerConfig {
     pub server_rtp_port: u16,
     /// Limits on PLAY's Scale and Speed (RFC 2326 §12.34, §12.35).
     pub rate_limits: RateLimits,
+    /// Addresses a SETUP may send RTP to other than the client's own
+    /// (`destination=`, RFC 2326 §12.39); everything else gets 403, so that
+    /// a server cannot be used to flood a third party.
+    pub allow_destination: Arc<Vec<ipnet::IpNet>>,
 }
 
 /// Context of one request.
@@ -507,10 +511,17 @@ impl Controller {
             Offer::Udp {
                 rtp_port,
                 rtcp_port,
-            } => TrackTransport::Udp {
-                rtp: SocketAddr::new(ctx.peer.ip(), rtp_port),
-                rtcp: SocketAddr::new(ctx.peer.ip(), rtcp_port),
-            },
+                ref destination,
+            } => {
+                let ip = match self.destination(ctx, destination.as_deref()) {
+                    Ok(ip) => ip,
+                    Err(f) => return f.into(),
+                };
+                TrackTransport::Udp {
+                    rtp: SocketAddr::new(ip, rtp_port),
+                    rtcp: SocketAddr::new(ip, rtcp_port),
+                }
+            }
             Offer::Interleaved(channels) => {
                 let (a, b) = match channels.or_else(|| default_channels(index)) {
                     Some(c) => c,
@@ -588,6 +599,38 @@ impl Controller {
         r.insert_header(TRANSPORT, value);
         r.insert_header(SESSION, self.session_value(self.sessions[key].id()));
         Outcome::Ok(r)
+    }
+
+    /// Where UDP RTP goes: the client's own address, or a `destination=`
+    /// that `allow_destination` lists (403 otherwise, and for a host name:
+    /// a server must not be made to flood a third party, RFC 2326 §12.39).
+    fn destination(&self, ctx: &RequestCtx, asked: Option<&str>) -> Result<IpAddr, Fail> {
+        let own = unmapped(ctx.peer.ip());
+        let Some(asked) = asked else {
+            return Ok(own);
+        };
+        let ip: IpAddr = asked.trim().parse().map_err(|_| {
+            Fail(
+                StatusCode::Forbidden,
+                format!("Transport destination {asked:?} is not an address"),
+            )
+        })?;
+        let ip = unmapped(ip);
+        if ip == own
+            || self
+                .config
+                .allow_destination
+                .iter()
+                .any(|n| n.contains(&ip))
+        {
+            return Ok(ip);
+        }
+        Err(Fail(
+            StatusCode::Forbidden,
+            format!(
+                "Transport destination {ip} is not the client ({own}) and not in allow_destination"
+            ),
+        ))
     }
 
     fn new_session(
@@ -885,6 +928,14 @@ impl Controller {
     /// Slab key and track index of the session track with our SSRC `ssrc`.
     pub fn track_of_ssrc(&self, ssrc: u32) -> Option<(usize, usize)> {
         self.by_ssrc.get(&ssrc).copied()
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it maps.
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
     }
 }
 

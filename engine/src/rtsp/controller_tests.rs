@@ -356,3 +356,46 @@ fn a_shard_that_is_behind_refuses_new_sessions_only() {
     ));
     assert_eq!(r.status(), StatusCode::Ok);
 }
+
+#[test]
+fn transport_destination_is_refused_unless_allowed() {
+    let mut s = sim();
+    let setup = |dest: &str| {
+        format!(
+            "SETUP {BASE}/trackID=3 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;unicast;destination={dest};client_port=5000-5001\r\n\r\n"
+        )
+    };
+    // Another host, or a name: 403 (no flooding a third party).
+    assert_eq!(
+        s.request(&setup("10.1.2.3")).status(),
+        StatusCode::Forbidden
+    );
+    assert_eq!(
+        s.request(&setup("victim.example")).status(),
+        StatusCode::Forbidden
+    );
+    // The client's own address is fine.
+    assert_eq!(s.request(&setup("127.0.0.1")).status(), StatusCode::Ok);
+    // A listed subnet is allowed, and RTP goes there.
+    let mut s = Sim::with_pipeline(
+        catalog(),
+        Pipeline::new(),
+        EndpointConfig {
+            allow_destination: Arc::new(vec!["10.1.0.0/16".parse().expect("cidr")]),
+            ..EndpointConfig::default()
+        },
+    );
+    let r = s.request(&setup("10.1.2.3"));
+    assert_eq!(r.status(), StatusCode::Ok);
+    let id = session_of(&r);
+    assert_eq!(
+        s.request(&session_req("PLAY", &id, 2, "")).status(),
+        StatusCode::Ok
+    );
+    s.advance(100_000);
+    let first = s.rtp.packets.first().expect("a packet");
+    assert_eq!(
+        first.udp,
+        Some(std::net::SocketAddr::from(([10, 1, 2, 3], 5000)))
+    );
+}

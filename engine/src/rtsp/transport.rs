@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use rtsp_types::headers::transport::{RtpLowerTransport, RtpProfile, Transport, Transports};
 
 /// A transport the client offered and we accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Offer {
     /// `RTP/AVP[/UDP];unicast;client_port=rtp-rtcp`.
     Udp {
@@ -14,6 +14,9 @@ pub enum Offer {
         rtp_port: u16,
         /// Client RTCP port (`rtp_port + 1` when the client gave one port).
         rtcp_port: u16,
+        /// The `destination=` parameter, when the client asked for RTP to
+        /// go elsewhere than its own address.
+        destination: Option<String>,
     },
     /// `RTP/AVP/TCP;interleaved=rtp-rtcp`; `None` when the client left the
     /// channels to us.
@@ -38,6 +41,7 @@ pub fn choose(offers: &Transports) -> Option<Offer> {
                 Some(Offer::Udp {
                     rtp_port,
                     rtcp_port: rtcp.unwrap_or(rtp_port.wrapping_add(1)),
+                    destination: rtp.params.destination.clone(),
                 })
             }
             Some(RtpLowerTransport::Tcp) => Some(Offer::Interleaved(

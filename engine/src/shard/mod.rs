@@ -82,6 +82,8 @@ pub struct ShardConfig {
     pub max_connections_per_ip: u32,
     /// Limits on PLAY's Scale and Speed (`max_scale`, `max_speed`).
     pub rate_limits: crate::session::RateLimits,
+    /// Addresses SETUP's `destination=` may name besides the client's.
+    pub allow_destination: Arc<Vec<ipnet::IpNet>>,
 }
 
 impl Default for ShardConfig {
@@ -100,6 +102,7 @@ impl Default for ShardConfig {
             idle_timeout_us: 60_000_000,
             max_connections_per_ip: 1000,
             rate_limits: crate::session::RateLimits::default(),
+            allow_destination: Arc::default(),
         }
     }
 }
@@ -341,6 +344,7 @@ impl Shard {
                 tick_us: config.tick_us,
                 sr_interval_us: config.sr_interval_us,
                 rate_limits: config.rate_limits,
+                allow_destination: config.allow_destination.clone(),
                 ..EndpointConfig::default()
             },
             catalog,
