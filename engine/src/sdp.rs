@@ -51,11 +51,15 @@ pub fn npt_seconds(us: u64) -> String {
 /// Builds the SDP for `file`, served as `path`, with `server_ip` in the origin
 /// line and, when given, `media_properties` (an RFC 7826 §18.29 value) in
 /// `a=x-media-properties:`. Errors when the file's stored SDP does not parse.
+/// Tracks flagged in `toffset` announce the RFC 5450 transmission time
+/// offset header extension (`a=extmap:1 urn:ietf:params:rtp-hdrext:toffset`,
+/// RFC 8285 §5).
 pub fn describe(
     file: &FileSchedule,
     path: &str,
     server_ip: IpAddr,
     media_properties: Option<&str>,
+    toffset: &[bool],
 ) -> Result<String, SdpError> {
     let family = if server_ip.is_ipv4() { "IP4" } else { "IP6" };
     let mut text = format!(
@@ -125,8 +129,19 @@ pub fn describe(
             ),
         });
     }
-    for (media, track) in session.medias.iter_mut().zip(&file.tracks) {
+    for (i, (media, track)) in session.medias.iter_mut().zip(&file.tracks).enumerate() {
         media.attributes.retain(|a| a.attribute != "control");
+        if toffset.get(i).copied().unwrap_or(false) {
+            media.attributes.retain(|a| a.attribute != "extmap");
+            media.attributes.push(Attribute::with_value(
+                "extmap",
+                format!(
+                    "{} {}",
+                    crate::pacer::header::TOFFSET_ID,
+                    crate::pacer::header::TOFFSET_URI
+                ),
+            ));
+        }
         media.attributes.push(Attribute::with_value(
             "control",
             format!("trackID={}", track.track_id),
@@ -136,4 +151,20 @@ pub fn describe(
     // Writing into a Vec cannot fail.
     let _ = session.write(&mut out);
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// True when `track`'s packets leave in another order than they are
+/// presented (B-frames: a sample presented before one sent earlier), so
+/// receivers need the RFC 5450 transmission time offset to measure lateness
+/// and jitter.
+pub fn needs_toffset(track: &cadence_hinting::TrackSchedule) -> bool {
+    let mut latest: Option<i32> = None;
+    for p in track.packets.iter().filter(|p| p.flags.sample_start()) {
+        let t = p.rtp_time.wrapping_sub(track.rtp_origin) as i32;
+        if latest.is_some_and(|l| t < l) {
+            return true;
+        }
+        latest = Some(latest.map_or(t, |l| l.max(t)));
+    }
+    false
 }

@@ -204,7 +204,7 @@ fn emit_session(
             if due > horizon {
                 break;
             }
-            let Some(len) = write_header(t, p, &mut hdr) else {
+            let Some(len) = write_header(t, sched, p, &mut hdr) else {
                 // A packet too large for interleaved framing is skipped.
                 t.skip();
                 continue;
@@ -237,10 +237,19 @@ fn emit_session(
 
 fn write_header(
     t: &TrackStream,
+    sched: &TrackSchedule,
     p: &ScheduledPacket,
     hdr: &mut [u8; MAX_HEADER_LEN],
 ) -> Option<usize> {
-    write_header_at(t, p, t.rtp_timestamp(p), hdr)
+    let toffset = t.toffset().then(|| {
+        header::transmission_offset(
+            p.send_time_us,
+            p.rtp_time,
+            sched.rtp_origin,
+            sched.clock_rate,
+        )
+    });
+    write_header_at(t, p, t.rtp_timestamp(p), toffset, hdr)
 }
 
 /// [`write_header`] with RTP timestamp `timestamp`.
@@ -249,6 +258,7 @@ fn write_header_at(
     t: &TrackStream,
     p: &ScheduledPacket,
     timestamp: u32,
+    toffset: Option<i32>,
     hdr: &mut [u8; MAX_HEADER_LEN],
 ) -> Option<usize> {
     let channel = match *t.transport() {
@@ -262,6 +272,7 @@ fn write_header_at(
             seq: t.next_seq(),
             timestamp,
             ssrc: t.ssrc(),
+            toffset,
         },
         channel,
         p.payload_len as usize,

@@ -121,7 +121,7 @@ impl<S: PacketSink> Emitter<'_, S> {
         due: u64,
         ts: u32,
     ) -> bool {
-        let Some(len) = write_header_at(t, p, ts, &mut self.hdr) else {
+        let Some(len) = write_header_at(t, p, ts, None, &mut self.hdr) else {
             // A packet too large for interleaved framing is skipped.
             t.skip();
             return true;

@@ -151,6 +151,8 @@ pub struct Controller {
     /// names the compiled file they describe, so a file that changed (a new
     /// schedule) is described again.
     sdp_cache: HashMap<(String, IpAddr), (Weak<FileSchedule>, Vec<u8>)>,
+    /// Per catalog path, which tracks carry toffset (see `toffset_tracks`).
+    toffset_cache: HashMap<String, (Weak<FileSchedule>, Arc<[bool]>)>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -178,6 +180,7 @@ impl Controller {
             by_conn: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
             sdp_cache: HashMap::new(),
+            toffset_cache: HashMap::new(),
         }
     }
 
@@ -425,7 +428,8 @@ impl Controller {
             .config
             .rate_limits
             .media_properties(trick::file_max_scale_milli(file));
-        let sdp = sdp::describe(file, path, ip, Some(&properties))
+        let toffset = self.toffset_tracks(path, file);
+        let sdp = sdp::describe(file, path, ip, Some(&properties), &toffset)
             .map_err(|e| Fail(StatusCode::InternalServerError, e.to_string()))?
             .into_bytes();
         if self.sdp_cache.len() >= SDP_CACHE_ENTRIES {
@@ -434,6 +438,23 @@ impl Controller {
         self.sdp_cache
             .insert(key, (Arc::downgrade(file), sdp.clone()));
         Ok(sdp)
+    }
+
+    /// Which tracks of `file` carry the RFC 5450 transmission time offset
+    /// (those reordered by B-frames), computed once per compiled file.
+    fn toffset_tracks(&mut self, path: &str, file: &Arc<FileSchedule>) -> Arc<[bool]> {
+        if let Some((of, flags)) = self.toffset_cache.get(path) {
+            if std::ptr::eq(of.as_ptr(), Arc::as_ptr(file)) {
+                return flags.clone();
+            }
+        }
+        let flags: Arc<[bool]> = file.tracks.iter().map(sdp::needs_toffset).collect();
+        if self.toffset_cache.len() >= SDP_CACHE_ENTRIES {
+            self.toffset_cache.clear();
+        }
+        self.toffset_cache
+            .insert(path.to_string(), (Arc::downgrade(file), flags.clone()));
+        flags
     }
 
     fn setup(
@@ -573,10 +594,17 @@ impl Controller {
                 let ssrc = self.fresh_ssrc();
                 let (seq, ts_base) = (self.rng.gen(), self.rng.gen());
                 let packets = file.tracks[track].packets.len();
+                let path = self.sessions[key].path().to_string();
+                let toffset = self
+                    .toffset_tracks(&path, &file)
+                    .get(track)
+                    .copied()
+                    .unwrap_or(false);
                 let s = &mut self.sessions[key];
-                let i = s.add_track(TrackStream::new(
-                    track, ssrc, seq, ts_base, packets, transport,
-                ));
+                let i = s.add_track(
+                    TrackStream::new(track, ssrc, seq, ts_base, packets, transport)
+                        .with_toffset(toffset),
+                );
                 self.by_ssrc.insert(ssrc, (key, i));
                 ssrc
             }

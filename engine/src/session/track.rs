@@ -71,6 +71,7 @@ pub struct TrackStream {
     bytes_sent: u64,
     last_rtp_time: u32,
     reception: ReceptionReport,
+    toffset: bool,
 }
 
 impl TrackStream {
@@ -98,7 +99,19 @@ impl TrackStream {
             bytes_sent: 0,
             last_rtp_time: ts_base,
             reception: ReceptionReport::default(),
+            toffset: false,
         }
+    }
+
+    /// Sends the RFC 5450 transmission time offset with every packet.
+    pub(crate) fn with_toffset(mut self, on: bool) -> Self {
+        self.toffset = on;
+        self
+    }
+
+    /// True when packets carry the RFC 5450 transmission time offset.
+    pub fn toffset(&self) -> bool {
+        self.toffset
     }
 
     /// Index into [`cadence_hinting::FileSchedule::tracks`].

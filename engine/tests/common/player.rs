@@ -47,6 +47,8 @@ pub struct Packet {
     pub pt: u8,
     /// RTP payload.
     pub payload: Vec<u8>,
+    /// The header extension (profile, data), when the X bit is set.
+    pub extension: Option<(u16, Vec<u8>)>,
 }
 
 /// Reply of a PLAY, parsed.
@@ -336,6 +338,9 @@ fn parse_rtp(track: usize, at: Instant, data: &[u8]) -> Rx {
             marker: p.marker_bit(),
             pt: p.payload_type(),
             payload: p.payload().to_vec(),
+            extension: p
+                .extension()
+                .map(|(profile, data)| (profile, data.to_vec())),
         }),
         Err(e) => Rx::Bad(format!(
             "track {track}: {e:?} on {} bytes {:02x?}",
