@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod check_system;
 pub mod config;
 pub mod media;
+pub mod metrics;
 pub mod pacer;
 pub mod rtcp;
 pub mod rtsp;
