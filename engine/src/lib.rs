@@ -5,6 +5,7 @@
 //! walks each playing session's schedule and builds RTP headers and iovecs;
 //! `shard` is the thread-per-core io_uring loop that submits them.
 
+pub mod access_log;
 pub mod catalog;
 pub mod check_system;
 pub mod config;
