@@ -6,6 +6,7 @@
 //! `shard` is the thread-per-core io_uring loop that submits them.
 
 pub mod access_log;
+pub mod admin;
 pub mod catalog;
 pub mod check_system;
 pub mod config;
