@@ -282,3 +282,54 @@ mod pacer {
         });
     }
 }
+
+mod ops {
+    //! The operating pieces' costs on a shard: per packet, per tick, per
+    //! closed session; and one scrape (on the admin thread).
+    use super::*;
+    use cadence_engine::metrics::{LatenessTally, ServerMetrics, ShardMetrics};
+    use cadence_engine::pacer::TickStats;
+    use std::sync::Arc;
+
+    /// Recording one packet's lateness in the shard-local tally.
+    #[divan::bench]
+    fn lateness_observe(b: Bencher) {
+        let mut t = LatenessTally::default();
+        let mut late = 0u64;
+        b.counter(ItemsCount::new(1usize)).bench_local(|| {
+            late = (late + 37) % 400;
+            t.observe(black_box(late));
+        });
+        assert!(t.count() > 0);
+    }
+
+    /// Folding one tick's totals and lateness tally into the shard block.
+    #[divan::bench]
+    fn tick_flush(b: Bencher) {
+        let m = ShardMetrics::new(0);
+        let mut tally = LatenessTally::default();
+        for us in [0, 50, 120, 900, 2_500] {
+            tally.observe(us);
+        }
+        let stats = TickStats {
+            packets: 120,
+            bytes: 150_000,
+            late: 1,
+            max_late_us: 2_500,
+            finished: 0,
+            sink_full: false,
+        };
+        b.bench_local(|| {
+            m.add_tick(black_box(&stats));
+            m.add_lateness(black_box(&tally));
+        });
+    }
+
+    /// One scrape of a 2-shard server: the full text exposition.
+    #[divan::bench]
+    fn scrape_2_shards(b: Bencher) {
+        let shards: Vec<_> = (0..2).map(|i| Arc::new(ShardMetrics::new(i))).collect();
+        let m = ServerMetrics::new(shards);
+        b.bench_local(|| m.encode().map(|s| s.len()).unwrap_or(0));
+    }
+}

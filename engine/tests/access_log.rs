@@ -328,3 +328,42 @@ fn write_errors_are_counted_and_reported_rate_limited() {
     assert_eq!(lost, st.accepted, "every accepted line is reported lost");
     assert!(!numbered(Path::new("/dev/full"), 1).exists());
 }
+
+#[test]
+fn counters_are_exported_as_metrics() {
+    use cadence_engine::access_log::AccessLogCollector;
+    use cadence_engine::metrics::ServerMetrics;
+    let dir = tmp_dir("metrics");
+    let log = AccessLog::start(AccessLogConfig::new(dir.join("a.log"))).expect("start");
+    for i in 0..3 {
+        log.sender().log(record(i));
+    }
+    wait_written(&log, 3);
+    let mut m = ServerMetrics::new(Vec::new());
+    m.registry_mut()
+        .register_collector(Box::new(AccessLogCollector(log.counters())));
+    let text = m.encode().expect("encode");
+    assert!(
+        text.contains("cadence_access_log_records_total{outcome=\"written\"} 3\n"),
+        "{text}"
+    );
+    assert!(text.contains("cadence_access_log_records_total{outcome=\"dropped\"} 0\n"));
+    assert!(text.contains("cadence_access_log_errors_total 0\n"));
+    let mut p = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus)");
+    std::io::Write::write_all(&mut p.stdin.take().expect("stdin"), text.as_bytes()).expect("write");
+    let out = p.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(log.shutdown(Duration::from_secs(10)));
+    let _ = fs::remove_dir_all(dir);
+}
