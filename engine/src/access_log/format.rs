@@ -113,7 +113,8 @@ fn ip(a: IpAddr) -> Value<'static> {
 }
 
 /// `c-quality`, DSS's formula: percent of packets the client received,
-/// rounded; 0 when nothing was sent; unknown without receiver reports.
+/// rounded (DSS adds 0.5 % and truncates); 0 when nothing was sent. Where
+/// DSS assumes 100 without receiver reports, this is unknown (`-`).
 fn quality(r: &AccessRecord) -> Option<u64> {
     if r.packets_sent == 0 {
         return Some(0);

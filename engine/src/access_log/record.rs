@@ -111,11 +111,13 @@ impl AccessRecord {
 }
 
 /// The `c-status` DSS logs for a closed session
-/// (`QTSSAccessLogModule.cpp`, `LogRequest`): when the last RTSP response
-/// was a success (< 300), a timeout is logged as 504, a client TEARDOWN,
-/// a disconnect or the end of the stream as that status, and a session the
-/// server ended (admin, server stop, slow client, stream error) as 500. A
-/// last status ≥ 300 is logged as is.
+/// (`QTSSAccessLogModule.cpp`, `LogRequest`). When the last RTSP response
+/// was a success (< 300): a timeout is logged as 504; a client TEARDOWN, a
+/// disconnect or the end of the stream as that status; a stream the server
+/// could not send (corrupt sample, I/O error; DSS's "unsupported media"
+/// teardown) as 415; any other session the server ended (admin, server
+/// stop, slow client, file changed) as 500. A last status ≥ 300 is logged
+/// as is.
 pub fn close_status(last_status: u16, reason: EndReason) -> u16 {
     if last_status >= 300 {
         return last_status;
@@ -123,10 +125,11 @@ pub fn close_status(last_status: u16, reason: EndReason) -> u16 {
     match reason {
         EndReason::Timeout => 504,
         EndReason::Teardown | EndReason::Disconnect | EndReason::EndOfStream => last_status,
+        EndReason::StreamError => 415,
         EndReason::AdminKill
         | EndReason::ServerStop
         | EndReason::SlowClient
-        | EndReason::StreamError => 500,
+        | EndReason::FileChanged => 500,
     }
 }
 
@@ -140,6 +143,9 @@ mod tests {
         assert_eq!(close_status(200, EndReason::Teardown), 200);
         assert_eq!(close_status(200, EndReason::Disconnect), 200);
         assert_eq!(close_status(200, EndReason::AdminKill), 500);
+        assert_eq!(close_status(200, EndReason::FileChanged), 500);
+        assert_eq!(close_status(200, EndReason::StreamError), 415);
+        assert_eq!(close_status(200, EndReason::EndOfStream), 200);
         assert_eq!(close_status(454, EndReason::Timeout), 454);
     }
 }

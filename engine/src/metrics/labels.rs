@@ -84,11 +84,13 @@ pub enum EndReason {
     SlowClient,
     /// The file could not be streamed (corrupt sample, I/O error).
     StreamError,
+    /// The file changed or disappeared while it was served.
+    FileChanged,
 }
 
 impl EndReason {
     /// Every reason, in index order.
-    pub const ALL: [EndReason; 8] = [
+    pub const ALL: [EndReason; 9] = [
         EndReason::Teardown,
         EndReason::Timeout,
         EndReason::Disconnect,
@@ -97,6 +99,7 @@ impl EndReason {
         EndReason::EndOfStream,
         EndReason::SlowClient,
         EndReason::StreamError,
+        EndReason::FileChanged,
     ];
 
     /// Table index, `0..ALL.len()`.
@@ -115,6 +118,7 @@ impl EndReason {
             EndReason::EndOfStream => "end_of_stream",
             EndReason::SlowClient => "slow_client",
             EndReason::StreamError => "stream_error",
+            EndReason::FileChanged => "file_changed",
         }
     }
 }
