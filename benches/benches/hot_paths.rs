@@ -3,7 +3,10 @@
 //! - parsing an RTSP request and producing its serialized reply,
 //! - building one packet's RTP header and iovecs from a schedule entry,
 //! - timing-wheel insert and expiry,
-//! - one pacer tick over many playing sessions.
+//! - one pacer tick over many playing sessions,
+//! - the operating pieces: lateness tally, per-tick metrics flush, one
+//!   scrape, an access log record sent by a shard and formatted by the
+//!   logger thread.
 //!
 //! `cargo bench -p cadence-benches --bench hot_paths -- --test` runs each once.
 
@@ -285,11 +288,18 @@ mod pacer {
 
 mod ops {
     //! The operating pieces' costs on a shard: per packet, per tick, per
-    //! closed session; and one scrape (on the admin thread).
+    //! closed session; and off the shards: one scrape (admin thread), one
+    //! access log line formatted (logger thread).
     use super::*;
-    use cadence_engine::metrics::{LatenessTally, ServerMetrics, ShardMetrics};
+    use cadence_engine::access_log::{
+        json_line, w3c_line, AccessLog, AccessLogConfig, AccessRecord,
+    };
+    use cadence_engine::metrics::{LatenessTally, ServerMetrics, ShardMetrics, Transport};
     use cadence_engine::pacer::TickStats;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::path::PathBuf;
     use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
 
     /// Recording one packet's lateness in the shard-local tally.
     #[divan::bench]
@@ -331,5 +341,58 @@ mod ops {
         let shards: Vec<_> = (0..2).map(|i| Arc::new(ShardMetrics::new(i))).collect();
         let m = ServerMetrics::new(shards);
         b.bench_local(|| m.encode().map(|s| s.len()).unwrap_or(0));
+    }
+
+    /// A closed session's access log record as a shard has it.
+    fn record() -> AccessRecord {
+        AccessRecord {
+            started: SystemTime::now() - Duration::from_secs(125),
+            start_npt_s: Some(0),
+            user_agent: Some("LibVLC/3.0.18 (LIVE555 Streaming Media v2016.11.28)".into()),
+            file_length_s: Some(596.0),
+            file_size_bytes: Some(62_000_000),
+            avg_bandwidth_bps: Some(800_000),
+            transport: Some(Transport::Udp),
+            audio_codec: Some("mpeg4-generic".into()),
+            video_codec: Some("H264".into()),
+            sc_bytes: 12_500_000,
+            packets_sent: 10_000,
+            client_packets_received: Some(9_990),
+            client_packets_lost: Some(10),
+            server_total_clients: 1200,
+            ..AccessRecord::new(
+                IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+                "/movies/trailer.mp4".into(),
+                200,
+                SystemTime::now(),
+            )
+        }
+    }
+
+    /// The shard's cost of one access log line: building the record (its
+    /// strings) and the never-blocking send. The logger thread writes to
+    /// /dev/null meanwhile; a full queue counts as a drop, which costs less.
+    #[divan::bench]
+    fn access_log_send(b: Bencher) {
+        let log = AccessLog::start(AccessLogConfig::new(PathBuf::from("/dev/null")))
+            .expect("open /dev/null");
+        let tx = log.sender();
+        b.counter(ItemsCount::new(1usize))
+            .bench_local(|| tx.log(black_box(record())));
+        let _ = log.shutdown(Duration::from_secs(10));
+    }
+
+    /// The logger thread's cost of one line: W3C and JSON formatting.
+    #[divan::bench(args = ["w3c", "json"])]
+    fn access_log_format(b: Bencher, format: &str) {
+        let r = record();
+        let json = format == "json";
+        b.counter(ItemsCount::new(1usize)).bench_local(|| {
+            if json {
+                json_line(black_box(&r)).len()
+            } else {
+                w3c_line(black_box(&r)).len()
+            }
+        });
     }
 }

@@ -97,6 +97,36 @@ fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, String)]) 
     }
 }
 
+/// Runs `cmd` with `input` on stdin; a missing tool fails the test.
+fn run_with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?} (install it): {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+/// Prints `{"name{k=v,...}": value}` for every sample the Python
+/// `prometheus_client` parser reads (labels sorted by name).
+const PY_SAMPLE: &str = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+        out[s.name + ("{" + labels + "}" if labels else "")] = s.value
+print(json.dumps(out))
+"#;
+
 fn get(addr: SocketAddr, path: &str) -> Reply {
     http(addr, "GET", path, &[])
 }
@@ -229,25 +259,31 @@ fn routes_statuses_and_json_shapes() {
     assert!(r
         .body
         .contains("cadence_rtp_sent_packets_total{shard=\"1\"} 50\n"));
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (apt-get install prometheus)");
-    promtool
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(r.body.as_bytes())
-        .expect("write");
-    let out = promtool.wait_with_output().expect("promtool");
+    let out = run_with_stdin(Command::new("promtool").args(["check", "metrics"]), &r.body);
     assert!(
         out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
         "promtool: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The Python client's parser reads the same body (it must be installed:
+    // apt-get install python3-prometheus-client).
+    let out = run_with_stdin(
+        Command::new("/usr/bin/python3").args(["-c", PY_SAMPLE]),
+        &r.body,
+    );
+    assert!(
+        out.status.success(),
+        "python prometheus_client parser: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: Value = serde_json::from_slice(&out.stdout).expect("parser output");
+    assert_eq!(parsed["cadence_rtp_sent_packets_total{shard=1}"], 50.0);
+    assert_eq!(parsed["cadence_rtp_sent_bytes_total{shard=0}"], 120_000.0);
+    assert_eq!(
+        parsed["cadence_sessions{shard=1,state=playing,transport=tcp}"],
+        1.0
     );
 
     let r = get(addr, "/api/v1/sessions");
