@@ -3,7 +3,10 @@
 //! - parsing an RTSP request and producing its serialized reply,
 //! - building one packet's RTP header and iovecs from a schedule entry,
 //! - timing-wheel insert and expiry,
-//! - one pacer tick over many playing sessions.
+//! - one pacer tick over many playing sessions,
+//! - the operating pieces: lateness tally, per-tick metrics flush, one
+//!   scrape, an access log record sent by a shard and formatted by the
+//!   logger thread.
 //!
 //! `cargo bench -p cadence-benches --bench hot_paths -- --test` runs each once.
 
@@ -281,6 +284,117 @@ mod pacer {
             let n = rig.tick();
             rig.replay_finished().expect("replay");
             n
+        });
+    }
+}
+
+mod ops {
+    //! The operating pieces' costs on a shard: per packet, per tick, per
+    //! closed session; and off the shards: one scrape (admin thread), one
+    //! access log line formatted (logger thread).
+    use super::*;
+    use cadence_engine::access_log::{
+        json_line, w3c_line, AccessLog, AccessLogConfig, AccessRecord,
+    };
+    use cadence_engine::metrics::{LatenessTally, ServerMetrics, ShardMetrics, Transport};
+    use cadence_engine::pacer::TickStats;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    /// Recording one packet's lateness in the shard-local tally.
+    #[divan::bench]
+    fn lateness_observe(b: Bencher) {
+        let mut t = LatenessTally::default();
+        let mut late = 0u64;
+        b.counter(ItemsCount::new(1usize)).bench_local(|| {
+            late = (late + 37) % 400;
+            t.observe(black_box(late));
+        });
+        assert!(t.count() > 0);
+    }
+
+    /// Folding one tick's totals and lateness tally into the shard block.
+    #[divan::bench]
+    fn tick_flush(b: Bencher) {
+        let m = ShardMetrics::new(0);
+        let mut tally = LatenessTally::default();
+        for us in [0, 50, 120, 900, 2_500] {
+            tally.observe(us);
+        }
+        let stats = TickStats {
+            packets: 120,
+            bytes: 150_000,
+            late: 1,
+            max_late_us: 2_500,
+            finished: 0,
+            sink_full: false,
+        };
+        b.bench_local(|| {
+            m.add_tick(black_box(&stats));
+            m.add_lateness(black_box(&tally));
+        });
+    }
+
+    /// One scrape of a 2-shard server: the full text exposition.
+    #[divan::bench]
+    fn scrape_2_shards(b: Bencher) {
+        let shards: Vec<_> = (0..2).map(|i| Arc::new(ShardMetrics::new(i))).collect();
+        let m = ServerMetrics::new(shards);
+        b.bench_local(|| m.encode().map(|s| s.len()).unwrap_or(0));
+    }
+
+    /// A closed session's access log record as a shard has it.
+    fn record() -> AccessRecord {
+        AccessRecord {
+            started: SystemTime::now() - Duration::from_secs(125),
+            start_npt_s: Some(0),
+            user_agent: Some("LibVLC/3.0.18 (LIVE555 Streaming Media v2016.11.28)".into()),
+            file_length_s: Some(596.0),
+            file_size_bytes: Some(62_000_000),
+            avg_bandwidth_bps: Some(800_000),
+            transport: Some(Transport::Udp),
+            audio_codec: Some("mpeg4-generic".into()),
+            video_codec: Some("H264".into()),
+            sc_bytes: 12_500_000,
+            packets_sent: 10_000,
+            client_packets_received: Some(9_990),
+            client_packets_lost: Some(10),
+            server_total_clients: 1200,
+            ..AccessRecord::new(
+                IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+                "/movies/trailer.mp4".into(),
+                200,
+                SystemTime::now(),
+            )
+        }
+    }
+
+    /// The shard's cost of one access log line: building the record (its
+    /// strings) and the never-blocking send. The logger thread writes to
+    /// /dev/null meanwhile; a full queue counts as a drop, which costs less.
+    #[divan::bench]
+    fn access_log_send(b: Bencher) {
+        let log = AccessLog::start(AccessLogConfig::new(PathBuf::from("/dev/null")))
+            .expect("open /dev/null");
+        let tx = log.sender();
+        b.counter(ItemsCount::new(1usize))
+            .bench_local(|| tx.log(black_box(record())));
+        let _ = log.shutdown(Duration::from_secs(10));
+    }
+
+    /// The logger thread's cost of one line: W3C and JSON formatting.
+    #[divan::bench(args = ["w3c", "json"])]
+    fn access_log_format(b: Bencher, format: &str) {
+        let r = record();
+        let json = format == "json";
+        b.counter(ItemsCount::new(1usize)).bench_local(|| {
+            if json {
+                json_line(black_box(&r)).len()
+            } else {
+                w3c_line(black_box(&r)).len()
+            }
         });
     }
 }

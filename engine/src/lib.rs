@@ -46,12 +46,15 @@
 //!   in simulated time (`engine/tests/sim_harness.rs`).
 
 pub mod access;
+pub mod access_log;
+pub mod admin;
 pub mod builtin;
 pub mod catalog;
 pub mod check_system;
 pub mod config;
 pub mod endpoint;
 pub mod log_limit;
+pub mod metrics;
 pub mod pacer;
 pub mod pipeline;
 pub mod rtcp;
