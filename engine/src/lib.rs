@@ -16,3 +16,4 @@ pub mod sdp;
 pub mod server;
 pub mod session;
 pub mod shard;
+pub mod tunnel;
