@@ -10,6 +10,7 @@ pub mod check_system;
 pub mod config;
 pub mod media;
 pub mod pacer;
+pub mod proxy_protocol;
 pub mod rtcp;
 pub mod rtsp;
 pub mod sdp;
