@@ -9,6 +9,7 @@
 //! - [`http`]: the HTTP head type the framer produces, error responses;
 //! - [`classify`](mod@classify): head → [`TunnelRequest`] or [`TunnelError`];
 //! - [`base64`](mod@base64): [`Base64Decoder`] for the POST body;
+//! - [`post`]: [`PostBody`], the POST body decoded and framed as RTSP;
 //! - [`registry`]: [`TunnelRegistry`], the home shard's pairing table;
 //! - [`home`]: [`CookieHasher`], which shard is a cookie's home.
 
@@ -16,6 +17,7 @@ pub mod base64;
 pub mod classify;
 pub mod home;
 pub mod http;
+pub mod post;
 pub mod registry;
 
 pub use self::base64::{Base64Decoder, Base64Error};
@@ -24,6 +26,7 @@ pub use classify::{
 };
 pub use home::CookieHasher;
 pub use http::{HttpRequestHead, HttpVersion};
+pub use post::PostBody;
 pub use registry::{
     Expired, GetOutcome, PostOutcome, RegistryConfig, RegistryError, TunnelRegistry,
 };
