@@ -1,6 +1,7 @@
 //! Microbenchmarks of Cadence's hot paths (divan):
 //! - compiling a hinted file's schedules (bytes of file per second),
 //! - parsing an RTSP request and producing its serialized reply,
+//! - incremental framing of a 64 KiB request fed one byte per receive,
 //! - building one packet's RTP header and iovecs from a schedule entry,
 //! - timing-wheel insert and expiry,
 //! - one pacer tick over many playing sessions,
@@ -90,6 +91,38 @@ mod rtsp {
         assert!(framing::next(&bytes).is_some());
         b.counter(BytesCount::new(bytes.len()))
             .bench_local(|| framing::next(black_box(&bytes)).map(|(_, n)| n));
+    }
+
+    /// A 64 KiB request of short header lines, fed to a connection's
+    /// [`framing::Framer`] one byte per push with a `next` after each (a
+    /// slow or hostile client): linear, so bytes/s stays high.
+    #[divan::bench]
+    fn framer_per_byte_64k(b: Bencher) {
+        let limits = framing::Limits {
+            max_header_bytes: 128 * 1024,
+            max_headers: 100_000,
+            ..framing::Limits::default()
+        };
+        let mut msg = b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n".to_vec();
+        while msg.len() < 64 * 1024 - 2 {
+            msg.extend_from_slice(b"X-A: b\r\n");
+        }
+        msg.extend_from_slice(b"\r\n");
+        let feed = |msg: &[u8]| {
+            let mut framer = framing::Framer::new(limits);
+            let mut frames = 0usize;
+            for byte in msg {
+                framer.push(std::slice::from_ref(byte));
+                while let Some(frame) = framer.next_frame() {
+                    black_box(&frame);
+                    frames += 1;
+                }
+            }
+            frames
+        };
+        assert_eq!(feed(&msg), 1, "the request frames");
+        b.counter(BytesCount::new(msg.len()))
+            .bench_local(|| feed(black_box(&msg)));
     }
 
     /// OPTIONS: parse, handle, serialize the reply.
