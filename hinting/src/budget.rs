@@ -224,10 +224,6 @@ impl<'b> Meter<'b> {
         }
     }
 
-    pub fn budget(&self) -> &'b Budget {
-        self.budget
-    }
-
     /// Counts `n` more schedule bytes.
     pub fn bytes(&mut self, n: u64) -> Result<(), Exceeded> {
         let total = self.bytes.saturating_add(n);
