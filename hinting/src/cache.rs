@@ -4,8 +4,8 @@
 //!
 //! Format (all integers little-endian): magic `CDNSCHED`, format version
 //! (u32), the [`CacheKey`] of the media file it was built from, then the
-//! schedule: duration (u64 µs), session SDP (u32 length + UTF-8, `u32::MAX`
-//! for none), track count (u32) and per track its fields, packets, segments
+//! schedule: duration (u64 µs), session SDP (u8 1, u64 length and UTF-8;
+//! u8 0 for none), track count (u64) and per track its fields, packets, segments
 //! and arena. A cache entry whose key or version does not match, or whose
 //! segments do not fit the file, is ignored.
 //!

@@ -300,7 +300,7 @@ impl Builder<'_, '_, '_> {
             sample: at.sample,
             reason: format!("packet {}: more than 2^32 segments in the track", at.packet),
         })?;
-        let record = size_of::<ScheduledPacket>() + segment_count * size_of::<Segment>();
+        let record = size_of::<ScheduledPacket>() + size_of_val(segs);
         self.meter
             .bytes(record as u64)
             .and_then(|()| self.meter.scheduled_packets(1))
@@ -704,7 +704,7 @@ fn add_constructor(
                 ))
             })?;
             let (offset, length) = (u64::from(offset), u64::from(length));
-            let size = e.range.end - e.range.start;
+            let size = e.range.end.saturating_sub(e.range.start);
             if offset + length > size {
                 return Err(at.bad(format!(
                     "bytes {offset}..{} of sample description {description_index} of track {} ({size} bytes)",
@@ -777,10 +777,17 @@ fn add_compressed(
         ))
     })?;
     let chunk_bytes = |c: &crate::mp4::Chunk| u64::from(c.sample_count) * bpb / spb;
-    let c = chunks[ci];
-    let mut pos = c
-        .offset
-        .saturating_add(u64::from(sample - c.first_sample) * bpb / spb + within);
+    // `chunk_index_of` returns an index into `chunks`, whose first sample
+    // is at most `sample`.
+    let c = *chunks.get(ci).ok_or_else(|| {
+        at.bad(format!(
+            "chunk {} of track {} is missing",
+            ci + 1,
+            t.track_id
+        ))
+    })?;
+    let in_chunk = u64::from(sample.saturating_sub(c.first_sample));
+    let mut pos = c.offset.saturating_add(in_chunk * bpb / spb + within);
     let mut chunk_end = c.offset.saturating_add(chunk_bytes(&c));
     if pos >= chunk_end {
         return Err(at.bad(format!(

@@ -58,6 +58,16 @@ struct TimeRun {
     delta: u32,
 }
 
+impl TimeRun {
+    /// Decode time of sample `index` of this run (`None` outside it, or past
+    /// 2^64 ticks, which 'stts' parsing already refuses).
+    fn time_of(&self, index: u32) -> Option<u64> {
+        let k = index.checked_sub(self.first_sample)?;
+        self.first_time
+            .checked_add(u64::from(k).checked_mul(u64::from(self.delta))?)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct OffsetRun {
     first_sample: u32,
@@ -173,7 +183,8 @@ impl SampleTable {
             return self.offsets.get(index as usize).copied();
         }
         let chunk = self.chunks.get(self.chunk_index_of(index)?)?;
-        let within = u64::from(index - chunk.first_sample) * u64::from(self.constant_size);
+        let within =
+            u64::from(index.checked_sub(chunk.first_sample)?) * u64::from(self.constant_size);
         chunk.offset.checked_add(within)
     }
 
@@ -191,8 +202,7 @@ impl SampleTable {
         if index >= self.count {
             return None;
         }
-        let r = self.time_run(index)?;
-        Some(r.first_time + u64::from(index - r.first_sample) * u64::from(r.delta))
+        self.time_run(index)?.time_of(index)
     }
 
     /// Duration ('stts' delta) of sample `index`.
@@ -236,7 +246,7 @@ impl SampleTable {
         Some(SampleInfo {
             offset: self.offset(index)?,
             size: self.size(index)?,
-            decode_time: r.first_time + u64::from(index - r.first_sample) * u64::from(r.delta),
+            decode_time: r.time_of(index)?,
             duration: r.delta,
             composition_offset: self.composition_offset(index),
             sync: self.is_sync(index),
@@ -697,7 +707,7 @@ impl Iterator for SampleIter<'_> {
         } else {
             chunk.offset.checked_add(self.in_chunk_offset)?
         };
-        self.in_chunk_offset += u64::from(size);
+        self.in_chunk_offset = self.in_chunk_offset.saturating_add(u64::from(size));
         while let Some(r) = t.times.get(self.time_run) {
             if u64::from(r.first_sample) + u64::from(r.count) > u64::from(i) {
                 break;
@@ -710,7 +720,7 @@ impl Iterator for SampleIter<'_> {
         }
         let run = t.times.get(self.time_run)?;
         let decode_time = self.time;
-        self.time += u64::from(run.delta);
+        self.time = self.time.saturating_add(u64::from(run.delta));
         while let Some(r) = t.ctts.get(self.ctts_run) {
             if u64::from(r.first_sample) + u64::from(r.count) > u64::from(i) {
                 break;

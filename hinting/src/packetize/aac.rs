@@ -159,6 +159,11 @@ impl AacPacketizer {
         } else {
             asc.frequency
         };
+        if clock_rate == 0 {
+            return Err("no sampling rate: media timescale, sample entry and \
+                 AudioSpecificConfig all give none"
+                .into());
+        }
         let channels = if asc.channels > 0 {
             u32::from(asc.channels)
         } else {

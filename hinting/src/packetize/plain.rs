@@ -250,7 +250,7 @@ fn schedule_track(
                 }
             }
             let segs = &segments[first..];
-            let grown = segs.len() * size_of::<Segment>() + (arena.len() - arena_before);
+            let grown = size_of_val(segs) + (arena.len() - arena_before);
             meter.bytes(grown as u64).map_err(over)?;
             let first_segment = u32::try_from(first).map_err(|_| HintError::BadSample {
                 track: plan.media_track_id,
