@@ -21,14 +21,17 @@
 //! | [`Budget::work_per_file_byte`], [`Budget::work_allowance`], [`Budget::max_work`] | 1 unit per file byte + 2^24, at most 2^32 units | [`Limit::Work`] |
 //! | [`Budget::deadline`] | none | [`Limit::Deadline`] |
 //!
-//! Why these numbers: a 2-hour movie at 10 Mbit/s (about 9 GB) has about
-//! 432,000 video samples at 60 frames/s, 337,500 AAC samples at 48 kHz and
-//! 6.3 million RTP packets of 1,438 bytes; its tables, plans and schedule take
-//! about 1.2 GB (13 % of the file) and about 150 million work units (1.7 % of
-//! its byte count). So the defaults leave it a 19× margin on samples, 5× on
-//! packets, 3.4× on schedule bytes (the 4 GiB cap; 60× on the ratio) and
-//! 28× on work (the 2^32 cap). The ratios were measured on the test media:
-//! see the crate's README section "Budgets".
+//! Why these numbers: a 2-hour movie at 10 Mbit/s (about 9.4 GB; H.264 at
+//! 60 frames/s and AAC at 48 kHz) has 432,000 video samples and 6.7 million
+//! RTP packets. Packetized in memory, its tables, plans and schedule count
+//! 1.74 GB of schedule bytes (0.19 per file byte) and 174 million work units
+//! (0.019 per byte); its hint tracks compile into 0.45 GB and 21 million
+//! units. So the defaults leave it 19× on samples, 5× on packets, 2.5× on
+//! schedule bytes (the 4 GiB cap; 9.6× from hint tracks) and 25× on work (the
+//! 2^32 cap). Every test file needs at most 1.74 schedule bytes and 0.025
+//! work units per file byte. Measured by `tests/budget_margins.rs` on a
+//! 10 s clip of such a movie and on the test media; see the crate's README,
+//! section "Budgets".
 
 use std::fmt;
 use std::sync::Arc;
@@ -127,10 +130,10 @@ pub struct Budget {
     pub max_schedule_bytes: u64,
     /// Work units allowed per byte of the file. A unit is one sample, packet,
     /// constructor, NAL unit or chunk visited, or 64 bytes of sample data
-    /// scanned; one unit is some tens of nanoseconds. Default 1.
+    /// scanned; one unit is 10-60 ns. Default 1.
     pub work_per_file_byte: u64,
     /// Work units allowed on top of the per-byte share. Default 2^24
-    /// (16,777,216; well under a second).
+    /// (16,777,216; about a second at most).
     pub work_allowance: u64,
     /// Most work units for any file, however long. Default 2^32.
     pub max_work: u64,
