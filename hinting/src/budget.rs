@@ -79,7 +79,11 @@ impl fmt::Display for Limit {
 /// returns true when the work must stop. The library never reads a clock; the
 /// caller's closure may (e.g. `move || Instant::now() > end`).
 #[derive(Clone)]
-pub struct Deadline(pub Arc<dyn Fn() -> bool + Send + Sync>);
+pub struct Deadline(
+    /// The check: true once the work must stop. Called from the thread doing
+    /// the work.
+    pub Arc<dyn Fn() -> bool + Send + Sync>,
+);
 
 impl Deadline {
     /// Wraps `expired`, which returns true once the work must stop.

@@ -92,7 +92,7 @@ fn constant_size_stsz_declaring_2_32_samples_over_overlapping_chunks() {
     isolated(
         "constant_size_stsz_declaring_2_32_samples_over_overlapping_chunks",
         || {
-            // 768 KiB: 65,536 chunks of 65,536 samples at one offset. Before:
+            // 787 kB: 65,536 chunks of 65,536 samples at one offset. Before:
             // a 64 GiB Vec::with_capacity in plan.rs, abort.
             let file = plain_overlapping(u32::MAX, 1 << 16, 1 << 16);
             let len = file.len();
@@ -112,7 +112,7 @@ fn constant_size_stsz_declaring_2_32_samples_over_overlapping_chunks() {
 #[test]
 fn constant_size_stsz_declaring_2_26_samples() {
     isolated("constant_size_stsz_declaring_2_26_samples", || {
-        // 97 KiB. Before: 3.1 GB resident in per-sample plans, then abort.
+        // 99 kB. Before: 3.1 GB resident in per-sample plans, then abort.
         let file = plain_overlapping(1 << 26, 1 << 13, 1 << 13);
         let len = file.len();
         let r = serve(write_and_map("stsz_2_26.mp4", &file));
@@ -130,7 +130,7 @@ fn samples_at_the_track_limit_exhaust_the_memory_budget() {
         "samples_at_the_track_limit_exhaust_the_memory_budget",
         || {
             // 2^23 samples pass the per-track count but not the schedule bytes
-            // of a 41 KiB file: refused before the per-sample table is built.
+            // of a 41 kB file: refused before the per-sample table is built.
             let file = plain_overlapping(1 << 23, 1 << 11, 1 << 12);
             let len = file.len();
             let r = serve(write_and_map("stsz_2_23.mp4", &file));
@@ -150,7 +150,7 @@ fn one_hint_sample_of_65535_packets_referenced_20000_times() {
     isolated(
         "one_hint_sample_of_65535_packets_referenced_20000_times",
         || {
-            // 946 KiB: one 786 KiB hint sample of 65,535 empty packets, the
+            // 947 kB: one 786 kB hint sample of 65,535 empty packets, the
             // sample of all 20,000 hint samples. Before: the packet Vec of
             // compile.rs grew to 6 GiB, abort.
             let file = hint_referenced(&hint_sample(u16::MAX, 0), 20_000);
@@ -173,7 +173,7 @@ fn one_hint_sample_of_65535_packets_referenced_20000_times() {
 #[test]
 fn four_billion_empty_hint_samples() {
     isolated("four_billion_empty_hint_samples", || {
-        // 525 KiB: 2^32 - 1 hint samples of 4 bytes (no packets) over
+        // 525 kB: 2^32 - 1 hint samples of 4 bytes (no packets) over
         // 65,536 overlapping chunks. Before: 94 s of compiling.
         let track = TrackSpec::hint(
             1,
