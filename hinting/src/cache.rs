@@ -4,10 +4,16 @@
 //!
 //! Format (all integers little-endian): magic `CDNSCHED`, format version
 //! (u32), the [`CacheKey`] of the media file it was built from, then the
-//! schedule: duration (u64 µs), session SDP (u32 length + UTF-8, `u32::MAX`
-//! for none), track count (u32) and per track its fields, packets, segments
+//! schedule: duration (u64 µs), session SDP (u8 1, u64 length and UTF-8;
+//! u8 0 for none), track count (u64) and per track its fields, packets, segments
 //! and arena. A cache entry whose key or version does not match, or whose
 //! segments do not fit the file, is ignored.
+//!
+//! A cache file is input like any other: every count in it is checked
+//! against the bytes that remain (each record's size on disk) and against the
+//! [`Budget`] of the media file (tracks, packets, schedule bytes) before
+//! anything is allocated for it, and a cache file larger than the media
+//! file's schedule-byte budget is not read at all.
 
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -15,6 +21,7 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
+use crate::budget::{Budget, Meter};
 use crate::schedule::{
     FileSchedule, PacketFlags, ScheduledPacket, Segment, SegmentSource, TrackSchedule,
     MAX_SEGMENTS_PER_PACKET,
@@ -26,6 +33,13 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Most tracks, packets or bytes one cache entry may declare (guards against a
 /// corrupt entry asking for huge allocations).
 const MAX_COUNT: u64 = 1 << 28;
+/// Bytes of one packet record on disk.
+const PACKET_RECORD: u64 = 8 + 4 + 4 + 4 + 1 + 1 + 1;
+/// Bytes of one segment record on disk.
+const SEGMENT_RECORD: u64 = 8 + 4 + 1;
+/// Bytes of a cache entry before the first track, and of one track's fixed
+/// fields: slack on top of the schedule bytes when sizing a cache file.
+const HEADER_SLACK: u64 = 1 << 16;
 
 /// What a cache entry was built from: the media file's length and
 /// modification time, and the packetization MTU.
@@ -147,12 +161,14 @@ impl R<'_> {
             .and_then(|b| b.try_into().ok())
             .map(u64::from_le_bytes)
     }
-    fn count(&mut self) -> Option<usize> {
+    /// A count of records of `record` bytes each, when that many remain.
+    fn count(&mut self, record: u64) -> Option<usize> {
         let n = self.u64()?;
-        (n <= MAX_COUNT && n as usize <= self.0.len()).then_some(n as usize)
+        let needed = n.checked_mul(record)?;
+        (n <= MAX_COUNT && needed <= self.0.len() as u64).then_some(n as usize)
     }
     fn bytes(&mut self) -> Option<Vec<u8>> {
-        let n = self.count()?;
+        let n = self.count(1)?;
         self.take(n).map(<[u8]>::to_vec)
     }
     fn string(&mut self) -> Option<String> {
@@ -160,10 +176,23 @@ impl R<'_> {
     }
 }
 
-/// Reads a cache entry for the media file `map` with `key`. `None` when the
-/// entry is for another key or format version, or is malformed, or when any
-/// segment lies outside the file or its arena (then the caller rebuilds).
+/// Reads a cache entry for the media file `map` with `key`, within the
+/// default [`Budget`]. `None` when the entry is for another key or format
+/// version, or is malformed, or when any segment lies outside the file or
+/// its arena, or when it exceeds the budget (then the caller rebuilds).
 pub fn read(data: &[u8], map: Arc<Mmap>, key: &CacheKey) -> Option<FileSchedule> {
+    read_with(data, map, key, &Budget::default())
+}
+
+/// [`read`] within `budget` (its tracks, packets and schedule bytes for a
+/// media file of `map.len()` bytes).
+pub fn read_with(
+    data: &[u8],
+    map: Arc<Mmap>,
+    key: &CacheKey,
+    budget: &Budget,
+) -> Option<FileSchedule> {
+    let mut meter = Meter::new(budget, map.len() as u64);
     let mut r = R(data);
     if r.take(8)? != MAGIC || r.u32()? != FORMAT_VERSION {
         return None;
@@ -180,8 +209,12 @@ pub fn read(data: &[u8], map: Arc<Mmap>, key: &CacheKey) -> Option<FileSchedule>
         1 => Some(r.string()?),
         _ => return None,
     };
-    let n_tracks = r.count()?;
-    let mut tracks = Vec::with_capacity(n_tracks.min(64));
+    let n_tracks = r.count(1)?;
+    meter.tracks(n_tracks as u64).ok()?;
+    meter
+        .records(n_tracks as u64, size_of::<TrackSchedule>())
+        .ok()?;
+    let mut tracks = Vec::with_capacity(n_tracks);
     for _ in 0..n_tracks {
         let track_id = r.u32()?;
         let media = r.u32()?;
@@ -190,7 +223,9 @@ pub fn read(data: &[u8], map: Arc<Mmap>, key: &CacheKey) -> Option<FileSchedule>
         let max_packet_size = r.u32()?;
         let track_duration = r.u64()?;
         let sdp = r.string()?;
-        let n = r.count()?;
+        let n = r.count(PACKET_RECORD)?;
+        meter.scheduled_packets(n as u64).ok()?;
+        meter.records(n as u64, size_of::<ScheduledPacket>()).ok()?;
         let mut packets = Vec::with_capacity(n);
         for _ in 0..n {
             packets.push(ScheduledPacket {
@@ -203,7 +238,8 @@ pub fn read(data: &[u8], map: Arc<Mmap>, key: &CacheKey) -> Option<FileSchedule>
                 flags: PacketFlags(r.u8()?),
             });
         }
-        let n = r.count()?;
+        let n = r.count(SEGMENT_RECORD)?;
+        meter.records(n as u64, size_of::<Segment>()).ok()?;
         let mut segments = Vec::with_capacity(n);
         for _ in 0..n {
             let offset = r.u64()?;
@@ -220,6 +256,7 @@ pub fn read(data: &[u8], map: Arc<Mmap>, key: &CacheKey) -> Option<FileSchedule>
             });
         }
         let arena = r.bytes()?;
+        meter.bytes(arena.len() as u64).ok()?;
         let rtp_origin = crate::schedule::rtp_origin_of(&packets);
         let track = TrackSchedule {
             track_id,
@@ -263,20 +300,45 @@ fn valid(t: &TrackSchedule, file_len: u64) -> bool {
             let start = p.first_segment as usize;
             let count = p.segment_count as usize;
             count <= MAX_SEGMENTS_PER_PACKET
-                && t.segments.get(start..start + count).is_some_and(|segs| {
-                    segs.iter().map(|s| u64::from(s.len)).sum::<u64>() == u64::from(p.payload_len)
-                })
+                && t.segments
+                    .get(start..start.saturating_add(count))
+                    .is_some_and(|segs| {
+                        segs.iter().map(|s| u64::from(s.len)).sum::<u64>()
+                            == u64::from(p.payload_len)
+                    })
         })
 }
 
-/// Loads the entry at `path` for `map`/`key`; `None` when absent, stale or bad.
+/// Loads the entry at `path` for `map`/`key` within the default [`Budget`];
+/// `None` when absent, stale or bad.
 pub fn load(path: &Path, map: Arc<Mmap>, key: &CacheKey) -> Option<FileSchedule> {
+    load_with(path, map, key, &Budget::default())
+}
+
+/// [`load`] within `budget`: a cache file larger than the media file's
+/// schedule bytes (plus 64 KiB of headers) is not read.
+pub fn load_with(
+    path: &Path,
+    map: Arc<Mmap>,
+    key: &CacheKey,
+    budget: &Budget,
+) -> Option<FileSchedule> {
+    let limit = budget
+        .schedule_bytes_for(map.len() as u64)
+        .saturating_add(HEADER_SLACK);
+    let file = std::fs::File::open(path).ok()?;
+    if file.metadata().ok()?.len() > limit {
+        return None;
+    }
     let mut data = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
+    // The file may have grown since the check: never read past the limit.
+    file.take(limit.saturating_add(1))
         .read_to_end(&mut data)
         .ok()?;
-    read(&data, map, key)
+    if data.len() as u64 > limit {
+        return None;
+    }
+    read_with(&data, map, key, budget)
 }
 
 /// Saves `schedule` to `path` atomically (write to a temporary file, then

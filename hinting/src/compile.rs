@@ -33,8 +33,12 @@
 //! AMR hint 'stss' lists the empty hint samples.
 //!
 //! Every constructor is validated against the referenced sample (or
-//! sample description, or chunk run) and the file length.
+//! sample description, or chunk run) and the file length. Every hint sample,
+//! packet, constructor and chunk visited counts on the [`Budget`]'s work
+//! units, and every packet, segment and arena byte on its schedule bytes and
+//! packets, before the packet is kept ([`HintError::OverBudget`]).
 
+use crate::budget::{Budget, Exceeded, Meter};
 use crate::error::HintError;
 use crate::hint_sample::{self, Constructor, PacketEntry};
 use crate::mp4::{FourCC, Movie, Track};
@@ -73,23 +77,54 @@ pub fn is_rtp_hint_track(track: &Track) -> bool {
             .is_some_and(|e| e.fourcc == FourCC(*b"rtp "))
 }
 
-/// Parses `data` (a whole file) and compiles every RTP hint track.
+/// Parses `data` (a whole file) and compiles every RTP hint track within
+/// the default [`Budget`].
 ///
 /// Errors: any [`HintError`] from [`Movie::parse`] or [`compile_track`];
-/// [`HintError::NoHintTracks`] when the file has no RTP hint track.
+/// [`HintError::NoHintTracks`] when the file has no RTP hint track;
+/// [`HintError::OverBudget`] when the file exceeds the budget.
 pub fn compile_slice(data: &[u8]) -> Result<CompiledSchedules, HintError> {
-    let movie = Movie::parse(data)?;
-    compile_movie(data, &movie)
+    compile_slice_with(data, &Budget::default())
+}
+
+/// [`compile_slice`] within `budget`, which covers parsing and compiling
+/// together. Errors as for [`compile_slice`].
+pub fn compile_slice_with(data: &[u8], budget: &Budget) -> Result<CompiledSchedules, HintError> {
+    let mut meter = Meter::new(budget, data.len() as u64);
+    let movie = Movie::parse_metered(data, &mut meter)?;
+    compile_movie_metered(data, &movie, &mut meter)
 }
 
 /// Compiles every RTP hint track of an already parsed `movie` read from
-/// `data`. Errors as for [`compile_slice`].
+/// `data`, within the default [`Budget`] (counted from this call). Errors as
+/// for [`compile_slice`].
 pub fn compile_movie(data: &[u8], movie: &Movie) -> Result<CompiledSchedules, HintError> {
+    compile_movie_with(data, movie, &Budget::default())
+}
+
+/// [`compile_movie`] within `budget`. Errors as for [`compile_slice`].
+pub fn compile_movie_with(
+    data: &[u8],
+    movie: &Movie,
+    budget: &Budget,
+) -> Result<CompiledSchedules, HintError> {
+    let mut meter = Meter::new(budget, data.len() as u64);
+    meter
+        .tracks(movie.tracks.len() as u64)
+        .map_err(|e| e.at("moov", None))?;
+    compile_movie_metered(data, movie, &mut meter)
+}
+
+fn compile_movie_metered(
+    data: &[u8],
+    movie: &Movie,
+    meter: &mut Meter<'_>,
+) -> Result<CompiledSchedules, HintError> {
     let tracks = movie
         .tracks
         .iter()
         .filter(|t| is_rtp_hint_track(t))
-        .map(|t| compile_track(data, movie, t))
+        .map(|t| compile_track_metered(data, movie, t, meter))
         .collect::<Result<Vec<_>, _>>()?;
     if tracks.is_empty() {
         return Err(HintError::NoHintTracks);
@@ -123,18 +158,32 @@ impl At {
 }
 
 /// Accumulates one track's packets, segments and arena.
-struct Builder<'d> {
+struct Builder<'d, 'm, 'b> {
     data: &'d [u8],
     track: u32,
+    /// Path of the hint track's `trak` box, for budget errors.
+    trak_path: &'d str,
     packets: Vec<ScheduledPacket>,
     segments: Vec<Segment>,
     arena: Vec<u8>,
     arena_limit: u64,
     /// Index in `segments` of the current packet's first segment.
     first: usize,
+    meter: &'m mut Meter<'b>,
 }
 
-impl<'d> Builder<'d> {
+impl Builder<'_, '_, '_> {
+    /// The budget error `e`, naming the hint sample and packet at `at`.
+    fn over(&self, e: Exceeded, at: At) -> HintError {
+        e.at(
+            format!(
+                "{}: hint sample {}, packet {}",
+                self.trak_path, at.sample, at.packet
+            ),
+            Some(self.track),
+        )
+    }
+
     fn push(&mut self, seg: Segment) {
         if seg.len == 0 {
             return;
@@ -143,7 +192,7 @@ impl<'d> Builder<'d> {
             if let Some(last) = self.segments.last_mut() {
                 let joined = u64::from(last.len) + u64::from(seg.len);
                 if last.source == seg.source
-                    && last.offset + u64::from(last.len) == seg.offset
+                    && last.offset.checked_add(u64::from(last.len)) == Some(seg.offset)
                     && joined <= u64::from(u32::MAX)
                 {
                     last.len = joined as u32;
@@ -173,18 +222,20 @@ impl<'d> Builder<'d> {
         Ok(())
     }
 
-    fn reserve_arena(&self, more: usize) -> Result<(), HintError> {
+    /// Checks the arena limit for `more` bytes and counts them as schedule
+    /// bytes.
+    fn reserve_arena(&mut self, more: usize, at: At) -> Result<(), HintError> {
         if self.arena.len() as u64 + more as u64 > self.arena_limit {
             return Err(HintError::ArenaLimit {
                 track: self.track,
                 limit: self.arena_limit,
             });
         }
-        Ok(())
+        self.meter.bytes(more as u64).map_err(|e| self.over(e, at))
     }
 
-    fn push_arena(&mut self, bytes: &[u8]) -> Result<(), HintError> {
-        self.reserve_arena(bytes.len())?;
+    fn push_arena(&mut self, bytes: &[u8], at: At) -> Result<(), HintError> {
+        self.reserve_arena(bytes.len(), at)?;
         let offset = self.arena.len() as u64;
         self.arena.extend_from_slice(bytes);
         self.push(Segment {
@@ -195,7 +246,7 @@ impl<'d> Builder<'d> {
         Ok(())
     }
 
-    /// Closes the current packet: overflow handling, totals, record.
+    /// Closes the current packet: overflow handling, totals, budget, record.
     fn finish(
         &mut self,
         send_time_us: u64,
@@ -208,13 +259,28 @@ impl<'d> Builder<'d> {
             let keep = self.first + MAX_SEGMENTS_PER_PACKET - 1;
             let tail: Vec<Segment> = self.segments.drain(keep..).collect();
             let tail_len: u64 = tail.iter().map(|s| u64::from(s.len)).sum();
-            self.reserve_arena(tail_len as usize)?;
+            if tail_len > u64::from(MAX_PAYLOAD) {
+                return Err(too_long(tail_len, at));
+            }
+            self.reserve_arena(tail_len as usize, at)?;
             let start = self.arena.len() as u64;
             for s in &tail {
-                let (from, to) = (s.offset as usize, s.offset as usize + s.len as usize);
+                let from = s.offset as usize;
+                let to = from.saturating_add(s.len as usize);
                 match s.source {
-                    SegmentSource::File => self.arena.extend_from_slice(&self.data[from..to]),
-                    SegmentSource::Arena => self.arena.extend_from_within(from..to),
+                    SegmentSource::File => {
+                        let bytes = self
+                            .data
+                            .get(from..to)
+                            .ok_or_else(|| at.bad("segment lies outside the file"))?;
+                        self.arena.extend_from_slice(bytes);
+                    }
+                    SegmentSource::Arena => {
+                        if to > self.arena.len() {
+                            return Err(at.bad("segment lies outside the arena"));
+                        }
+                        self.arena.extend_from_within(from..to);
+                    }
                 }
             }
             self.push(Segment {
@@ -226,26 +292,42 @@ impl<'d> Builder<'d> {
         let segs = &self.segments[self.first..];
         let payload_len: u64 = segs.iter().map(|s| u64::from(s.len)).sum();
         if payload_len > u64::from(MAX_PAYLOAD) {
-            return Err(HintError::BadHintSample {
-                track: at.track,
-                sample: at.sample,
-                reason: format!(
-                    "packet {}: payload of {payload_len} bytes exceeds {MAX_PAYLOAD}",
-                    at.packet
-                ),
-            });
+            return Err(too_long(payload_len, at));
         }
+        let segment_count = segs.len();
+        let first_segment = u32::try_from(self.first).map_err(|_| HintError::BadHintSample {
+            track: at.track,
+            sample: at.sample,
+            reason: format!("packet {}: more than 2^32 segments in the track", at.packet),
+        })?;
+        let record = size_of::<ScheduledPacket>() + size_of_val(segs);
+        self.meter
+            .bytes(record as u64)
+            .and_then(|()| self.meter.scheduled_packets(1))
+            .map_err(|e| self.over(e, at))?;
         self.packets.push(ScheduledPacket {
             send_time_us,
             rtp_time,
-            first_segment: self.first as u32,
+            first_segment,
             payload_len: payload_len as u32,
-            segment_count: segs.len() as u8,
+            segment_count: segment_count as u8,
             payload_type,
             flags: PacketFlags(flags),
         });
         self.first = self.segments.len();
         Ok(())
+    }
+}
+
+/// The error for a packet whose payload exceeds [`MAX_PAYLOAD`].
+fn too_long(payload_len: u64, at: At) -> HintError {
+    HintError::BadHintSample {
+        track: at.track,
+        sample: at.sample,
+        reason: format!(
+            "packet {}: payload of {payload_len} bytes exceeds {MAX_PAYLOAD}",
+            at.packet
+        ),
     }
 }
 
@@ -287,32 +369,66 @@ impl<'m> Refs<'m> {
 
 /// Microseconds by which the hint track's edit list shifts its media time:
 /// leading empty edits add their duration, the first real edit subtracts its
-/// media time. Later edits are not applied.
+/// media time. Later edits are not applied. (No overflow: at most 2^32 edits
+/// of at most 2^84 µs each.)
 fn edit_shift_us(track: &Track, movie_timescale: u32) -> i128 {
     let mut shift: i128 = 0;
     for e in &track.edits {
         if e.media_time == -1 {
-            shift += i128::from(e.segment_duration) * 1_000_000 / i128::from(movie_timescale);
+            shift = shift.saturating_add(
+                i128::from(e.segment_duration) * 1_000_000 / i128::from(movie_timescale.max(1)),
+            );
         } else {
-            shift -= i128::from(e.media_time) * 1_000_000 / i128::from(track.timescale);
+            shift = shift.saturating_sub(
+                i128::from(e.media_time) * 1_000_000 / i128::from(track.timescale.max(1)),
+            );
             break;
         }
     }
     shift
 }
 
-/// Compiles one RTP hint track of `movie` (read from `data`).
+/// Compiles one RTP hint track of `movie` (read from `data`) within the
+/// default [`Budget`] (counted from this call).
 ///
 /// Errors: [`HintError::BadHintSample`] / [`HintError::BadConstructor`]
 /// naming the hint sample, packet and constructor at fault; the 'rtp '
 /// entry's errors; [`HintError::Unsupported`] for external data references;
-/// [`HintError::ArenaLimit`] when copies would exceed the file length + 1 MiB.
+/// [`HintError::ArenaLimit`] when copies would exceed the file length + 1 MiB;
+/// [`HintError::OverBudget`] when the track exceeds the budget.
 pub fn compile_track(
     data: &[u8],
     movie: &Movie,
     track: &Track,
 ) -> Result<TrackSchedule, HintError> {
+    compile_track_with(data, movie, track, &Budget::default())
+}
+
+/// [`compile_track`] within `budget`. Errors as [`compile_track`].
+pub fn compile_track_with(
+    data: &[u8],
+    movie: &Movie,
+    track: &Track,
+    budget: &Budget,
+) -> Result<TrackSchedule, HintError> {
+    compile_track_metered(
+        data,
+        movie,
+        track,
+        &mut Meter::new(budget, data.len() as u64),
+    )
+}
+
+fn compile_track_metered(
+    data: &[u8],
+    movie: &Movie,
+    track: &Track,
+    meter: &mut Meter<'_>,
+) -> Result<TrackSchedule, HintError> {
     let track_id = track.track_id;
+    meter
+        .samples(track.samples.len())
+        .map_err(|e| e.at(format!("{}/stsz", track.stbl.path), Some(track_id)))?;
     let entry_desc = track
         .sample_entries
         .first()
@@ -334,21 +450,35 @@ pub fn compile_track(
             reason: "hint samples in another file (external 'dref')".into(),
         });
     }
+    // Each reference is looked up among all tracks.
+    meter
+        .work((track.hint_refs.len() as u64).saturating_mul(movie.tracks.len() as u64))
+        .map_err(|e| e.at(format!("{}/tref", track.trak.path), Some(track_id)))?;
     let refs = Refs {
         hint: track,
         media: track.hint_refs.iter().map(|&id| movie.track(id)).collect(),
     };
-    let ts = i128::from(track.timescale);
+    // Hint samples without media references are all sync when every
+    // referenced media track is (see `sample_is_sync`).
+    let media_all_sync = refs.media.iter().any(Option::is_some)
+        && refs
+            .media
+            .iter()
+            .flatten()
+            .all(|m| m.samples.sync_samples().is_none());
+    let ts = i128::from(track.timescale.max(1));
     let clock = u128::from(entry.timescale);
     let shift = edit_shift_us(track, movie.timescale);
     let mut b = Builder {
         data,
         track: track_id,
+        trak_path: &track.trak.path,
         packets: Vec::new(),
         segments: Vec::new(),
         arena: Vec::new(),
         arena_limit: data.len() as u64 + ARENA_SLACK,
         first: 0,
+        meter,
     };
     let mut last_send: u64 = 0;
     let mut repeats = 0u64;
@@ -359,6 +489,13 @@ pub fn compile_track(
             sample: sample_no,
             reason,
         };
+        let sample_at = At {
+            track: track_id,
+            sample: sample_no,
+            packet: 0,
+            constructor: 0,
+        };
+        b.meter.work(1).map_err(|e| b.over(e, sample_at))?;
         let bytes = usize::try_from(info.offset)
             .ok()
             .and_then(|s| data.get(s..s.checked_add(info.size as usize)?))
@@ -369,8 +506,13 @@ pub fn compile_track(
                 ))
             })?;
         let hs = hint_sample::parse(bytes).map_err(|e| bad_sample(e.to_string()))?;
-        let sync = sample_is_sync(&hs.packets, &refs, track, index);
-        let rtp_base = (u128::from(info.decode_time) * clock / u128::from(track.timescale)) as u32;
+        b.meter
+            .work(hs.packets.len() as u64)
+            .map_err(|e| b.over(e, sample_at))?;
+        let sync = sample_is_sync(&hs.packets, &refs, media_all_sync, track, index);
+        // RTP times wrap modulo 2^32 (RFC 3550 §5.1): the truncation is meant.
+        let rtp_base =
+            (u128::from(info.decode_time) * clock / u128::from(track.timescale.max(1))) as u32;
         let mut first_packet = true;
         for (k, p) in hs.packets.iter().enumerate() {
             let mut at = At {
@@ -383,9 +525,12 @@ pub fn compile_track(
                 repeats += 1;
                 continue;
             }
+            b.meter
+                .work(p.constructor_count() as u64)
+                .map_err(|e| b.over(e, at))?;
             let ticks = i128::from(info.decode_time) + i128::from(p.relative_time);
-            let us = (ticks * 1_000_000).div_euclid(ts) + shift;
-            let send = (us.max(0) as u64).max(last_send);
+            let us = (ticks * 1_000_000).div_euclid(ts).saturating_add(shift);
+            let send = u64::try_from(us.max(0)).unwrap_or(u64::MAX).max(last_send);
             last_send = send;
             let rtpo = p
                 .rtp_offset()
@@ -428,7 +573,15 @@ pub fn compile_track(
 
 /// Sync status of hint sample `index`: that of the media sample its first
 /// media-referencing sample constructor names, else the hint track's 'stss'.
-fn sample_is_sync(packets: &[PacketEntry<'_>], refs: &Refs<'_>, hint: &Track, index: u32) -> bool {
+/// `media_all_sync`: the hint track references media tracks and none of them
+/// has an 'stss'.
+fn sample_is_sync(
+    packets: &[PacketEntry<'_>],
+    refs: &Refs<'_>,
+    media_all_sync: bool,
+    hint: &Track,
+    index: u32,
+) -> bool {
     for p in packets {
         for c in p.constructors() {
             if let Ok(Constructor::Sample {
@@ -457,22 +610,21 @@ fn sample_is_sync(packets: &[PacketEntry<'_>], refs: &Refs<'_>, hint: &Track, in
     // when every referenced media track is all-sync (audio, no 'stss'), so
     // is every hint sample. Apple's 3GP AMR hint track needs this: its hint
     // 'stss' lists the empty hint samples, not the ones carrying frames.
-    let media: Vec<&Track> = refs.media.iter().flatten().copied().collect();
-    if !media.is_empty() && media.iter().all(|m| m.samples.sync_samples().is_none()) {
+    if media_all_sync {
         return true;
     }
     hint.samples.is_sync(index)
 }
 
 fn add_constructor(
-    b: &mut Builder<'_>,
+    b: &mut Builder<'_, '_, '_>,
     refs: &Refs<'_>,
     c: Constructor<'_>,
     at: At,
 ) -> Result<(), HintError> {
     match c {
         Constructor::NoOp => Ok(()),
-        Constructor::Immediate(bytes) => b.push_arena(bytes),
+        Constructor::Immediate(bytes) => b.push_arena(bytes, at),
         Constructor::Sample {
             track_ref_index,
             length,
@@ -517,7 +669,7 @@ fn add_constructor(
                     .data
                     .get(start as usize..start.saturating_add(length) as usize)
                     .ok_or_else(|| at.bad("hint sample data lies outside the file"))?;
-                return b.push_arena(bytes);
+                return b.push_arena(bytes, at);
             }
             let bpb = u64::from(bytes_per_block.max(1));
             let spb = u64::from(samples_per_block.max(1));
@@ -552,7 +704,7 @@ fn add_constructor(
                 ))
             })?;
             let (offset, length) = (u64::from(offset), u64::from(length));
-            let size = e.range.end - e.range.start;
+            let size = e.range.end.saturating_sub(e.range.start);
             if offset + length > size {
                 return Err(at.bad(format!(
                     "bytes {offset}..{} of sample description {description_index} of track {} ({size} bytes)",
@@ -565,7 +717,7 @@ fn add_constructor(
                 .data
                 .get(start as usize..(start + length) as usize)
                 .ok_or_else(|| at.bad("sample description lies outside the file"))?;
-            b.push_arena(bytes)
+            b.push_arena(bytes, at)
         }
     }
 }
@@ -594,7 +746,7 @@ fn check_within(
 /// end (sample count × bpb / spb bytes) continues at the next chunk.
 #[allow(clippy::too_many_arguments)]
 fn add_compressed(
-    b: &mut Builder<'_>,
+    b: &mut Builder<'_, '_, '_>,
     t: &Track,
     index: u32,
     offset: u64,
@@ -625,10 +777,17 @@ fn add_compressed(
         ))
     })?;
     let chunk_bytes = |c: &crate::mp4::Chunk| u64::from(c.sample_count) * bpb / spb;
-    let c = chunks[ci];
-    let mut pos = c
-        .offset
-        .saturating_add(u64::from(sample - c.first_sample) * bpb / spb + within);
+    // `chunk_index_of` returns an index into `chunks`, whose first sample
+    // is at most `sample`.
+    let c = *chunks.get(ci).ok_or_else(|| {
+        at.bad(format!(
+            "chunk {} of track {} is missing",
+            ci + 1,
+            t.track_id
+        ))
+    })?;
+    let in_chunk = u64::from(sample.saturating_sub(c.first_sample));
+    let mut pos = c.offset.saturating_add(in_chunk * bpb / spb + within);
     let mut chunk_end = c.offset.saturating_add(chunk_bytes(&c));
     if pos >= chunk_end {
         return Err(at.bad(format!(
@@ -639,6 +798,8 @@ fn add_compressed(
     }
     let mut left = length;
     loop {
+        // Empty chunks make this walk long: each step counts.
+        b.meter.work(1).map_err(|e| b.over(e, at))?;
         let take = left.min(chunk_end.saturating_sub(pos));
         b.push_file(pos, take, at)?;
         left -= take;
@@ -670,19 +831,21 @@ mod tests {
         constructor: 1,
     };
 
-    fn builder(data: &[u8]) -> Builder<'_> {
+    fn builder<'d, 'm, 'b>(data: &'d [u8], meter: &'m mut Meter<'b>) -> Builder<'d, 'm, 'b> {
         Builder {
             data,
             track: 1,
+            trak_path: "moov/trak[1]",
             packets: Vec::new(),
             segments: Vec::new(),
             arena: Vec::new(),
             arena_limit: 1 << 20,
             first: 0,
+            meter,
         }
     }
 
-    fn packet_bytes(b: &Builder<'_>, i: usize) -> Vec<u8> {
+    fn packet_bytes(b: &Builder<'_, '_, '_>, i: usize) -> Vec<u8> {
         let p = &b.packets[i];
         let segs = &b.segments[p.first_segment as usize..][..usize::from(p.segment_count)];
         segs.iter()
@@ -699,12 +862,14 @@ mod tests {
     #[test]
     fn overflowing_tail_is_copied_into_the_arena() {
         let data: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
-        let mut b = builder(&data);
+        let budget = Budget::default();
+        let mut meter = Meter::new(&budget, data.len() as u64);
+        let mut b = builder(&data, &mut meter);
         let mut expected = Vec::new();
         for k in 0..20u64 {
             b.push_file(k * 100, 10, AT).unwrap();
             expected.extend_from_slice(&data[k as usize * 100..k as usize * 100 + 10]);
-            b.push_arena(&[k as u8]).unwrap();
+            b.push_arena(&[k as u8], AT).unwrap();
             expected.push(k as u8);
         }
         b.finish(0, 0, 96, 0, AT).unwrap();
@@ -717,11 +882,13 @@ mod tests {
     #[test]
     fn adjacent_ranges_coalesce_within_a_packet_only() {
         let data = vec![0u8; 1000];
-        let mut b = builder(&data);
+        let budget = Budget::default();
+        let mut meter = Meter::new(&budget, data.len() as u64);
+        let mut b = builder(&data, &mut meter);
         b.push_file(0, 10, AT).unwrap();
         b.push_file(10, 10, AT).unwrap();
-        b.push_arena(&[1, 2]).unwrap();
-        b.push_arena(&[3]).unwrap();
+        b.push_arena(&[1, 2], AT).unwrap();
+        b.push_arena(&[3], AT).unwrap();
         b.finish(0, 0, 96, 0, AT).unwrap();
         b.push_file(20, 5, AT).unwrap();
         b.finish(0, 0, 96, 0, AT).unwrap();
@@ -735,11 +902,13 @@ mod tests {
     #[test]
     fn arena_limit_and_payload_limit_are_enforced() {
         let data = vec![0u8; 70_000];
-        let mut b = builder(&data);
+        let budget = Budget::default();
+        let mut meter = Meter::new(&budget, data.len() as u64);
+        let mut b = builder(&data, &mut meter);
         b.arena_limit = 4;
-        assert!(b.push_arena(&[0; 4]).is_ok());
+        assert!(b.push_arena(&[0; 4], AT).is_ok());
         assert!(matches!(
-            b.push_arena(&[0]),
+            b.push_arena(&[0], AT),
             Err(HintError::ArenaLimit { .. })
         ));
         b.push_file(0, 65_600, AT).unwrap();

@@ -112,10 +112,33 @@ pub enum HintError {
         limit: u64,
     },
 
+    /// Reading, packetizing or compiling the file would exceed a
+    /// [`crate::Budget`] limit (a hostile file declaring far more samples,
+    /// packets or work than its bytes justify). Nothing was allocated for the
+    /// excess.
+    #[error("{at}{}: {what}: needs {declared}, budget {limit}", track_suffix(*.track))]
+    OverBudget {
+        /// Box path (e.g. `moov/trak[2]/mdia/minf/stbl/stsz`) or scope
+        /// (`moov`, `hint cache`) at fault.
+        at: String,
+        /// Track ID ('tkhd') when one track is at fault.
+        track: Option<u32>,
+        /// The budget exceeded.
+        what: crate::budget::Limit,
+        /// The limit in force (count, bytes or work units, per `what`).
+        limit: u64,
+        /// The value the file declares, or would need when the limit was hit.
+        declared: u64,
+    },
+
     /// The file has no RTP ('rtp ') hint track. Plain files are packetized
     /// elsewhere.
     #[error("no RTP hint tracks in the file")]
     NoHintTracks,
+}
+
+fn track_suffix(track: Option<u32>) -> String {
+    track.map_or_else(String::new, |t| format!(" (track {t})"))
 }
 
 impl HintError {

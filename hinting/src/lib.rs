@@ -12,9 +12,12 @@
 //! - [`rtp_entry`], [`hint_sample`]: the hint-specific formats.
 //! - [`compile`](mod@compile): the schedule compiler.
 //! - [`error`](mod@error): [`HintError`].
+//! - [`budget`]: the [`Budget`] every entry point enforces (`*_with`
+//!   variants take one; the others use [`Budget::default()`]).
 
 #![deny(unsafe_code)]
 
+pub mod budget;
 pub mod cache;
 pub mod compile;
 pub mod error;
@@ -31,18 +34,26 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
+pub use budget::{Budget, Deadline, Limit};
 pub use error::HintError;
 pub use schedule::{
     rtp_origin_of, FileSchedule, PacketFlags, ScheduledPacket, Segment, SegmentSource,
     TrackSchedule, MAX_SEGMENTS_PER_PACKET,
 };
 
-/// Memory-maps the file at `path` and compiles its hint tracks.
+/// Memory-maps the file at `path` and compiles its hint tracks within the
+/// default [`Budget`].
 ///
 /// The file must not be modified while the returned schedule (which holds
 /// the map) is alive. Errors: [`HintError::Io`] when the file cannot be
 /// opened or mapped, otherwise as [`compile()`].
 pub fn open(path: &Path) -> Result<FileSchedule, HintError> {
+    open_with(path, &Budget::default())
+}
+
+/// [`open`] within `budget`. Errors as [`open`], and
+/// [`HintError::OverBudget`] when the file exceeds `budget`.
+pub fn open_with(path: &Path, budget: &Budget) -> Result<FileSchedule, HintError> {
     let io = |source| HintError::Io {
         path: path.to_path_buf(),
         source,
@@ -53,7 +64,7 @@ pub fn open(path: &Path) -> Result<FileSchedule, HintError> {
     // fault, as for every mmap-based server.
     #[allow(unsafe_code)]
     let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-    compile(Arc::new(map))
+    compile_with(Arc::new(map), budget)
 }
 
 /// Compiles the hint tracks of a memory-mapped file into a [`FileSchedule`]
@@ -61,9 +72,16 @@ pub fn open(path: &Path) -> Result<FileSchedule, HintError> {
 ///
 /// Errors: any [`HintError`] naming the box, track, sample, packet or
 /// constructor at fault; [`HintError::NoHintTracks`] for a file without RTP
-/// hint tracks.
+/// hint tracks; [`HintError::OverBudget`] when the file exceeds the default
+/// [`Budget`].
 pub fn compile(map: Arc<Mmap>) -> Result<FileSchedule, HintError> {
-    let c = compile::compile_slice(&map)?;
+    compile_with(map, &Budget::default())
+}
+
+/// [`compile()`] within `budget` (the engine passes its configured limits).
+/// Errors as [`compile()`].
+pub fn compile_with(map: Arc<Mmap>, budget: &Budget) -> Result<FileSchedule, HintError> {
+    let c = compile::compile_slice_with(&map, budget)?;
     Ok(FileSchedule {
         map,
         session_sdp: c.session_sdp,

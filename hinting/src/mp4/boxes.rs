@@ -264,7 +264,7 @@ impl<'a, 'p> Cursor<'a, 'p> {
     pub fn truncated(&self, needed: u64) -> HintError {
         HintError::Truncated {
             box_path: self.path.to_string(),
-            needed: self.pos as u64 + needed,
+            needed: (self.pos as u64).saturating_add(needed),
             available: self.data.len() as u64,
         }
     }

@@ -22,6 +22,7 @@ pub use boxes::{BoxIter, BoxRange, BoxRef, Cursor, FourCC};
 pub use tables::{Chunk, SampleInfo, SampleIter, SampleTable};
 pub use track::{EditEntry, HintStats, SampleEntry, Track, TrackReference};
 
+use crate::budget::{Budget, Meter};
 use crate::error::HintError;
 use boxes::child_path;
 
@@ -59,8 +60,21 @@ impl Movie {
     /// [`HintError::Truncated`] (top-level box) or [`HintError::BadSample`].
     ///
     /// Errors name the box path at fault. Allocations are bounded by the
-    /// sizes of the boxes actually present.
+    /// sizes of the boxes actually present and by the default [`Budget`]
+    /// ([`HintError::OverBudget`] for more than 256 tracks, or tables
+    /// larger than the budget's schedule bytes).
     pub fn parse(data: &[u8]) -> Result<Movie, HintError> {
+        Self::parse_with(data, &Budget::default())
+    }
+
+    /// [`Movie::parse`] within `budget` (its track limit, and its schedule
+    /// bytes for the sample tables and box lists).
+    pub fn parse_with(data: &[u8], budget: &Budget) -> Result<Movie, HintError> {
+        Self::parse_metered(data, &mut Meter::new(budget, data.len() as u64))
+    }
+
+    /// [`Movie::parse`], counting what it builds on `meter`.
+    pub(crate) fn parse_metered(data: &[u8], meter: &mut Meter<'_>) -> Result<Movie, HintError> {
         let data_len = data.len() as u64;
         let mut top_level = Vec::new();
         let mut ftyp = None;
@@ -69,12 +83,17 @@ impl Movie {
         for b in BoxIter::new(data, 0, "") {
             let b = b?;
             let name = b.fourcc.to_string();
+            let record = (size_of::<BoxRange>() + name.len()) as u64;
             match &b.fourcc.0 {
                 b"ftyp" if ftyp.is_none() => ftyp = Some(b),
                 b"moov" if moov.is_none() => moov = Some(b),
-                b"mdat" => mdat.push(b.range(name.clone())),
+                b"mdat" => {
+                    meter.bytes(record).map_err(|e| e.at("mdat", None))?;
+                    mdat.push(b.range(name.clone()));
+                }
                 _ => {}
             }
+            meter.bytes(record).map_err(|e| e.at(name.as_str(), None))?;
             top_level.push(b.range(name));
         }
         let (major_brand, minor_version, compatible_brands) = match &ftyp {
@@ -100,7 +119,16 @@ impl Movie {
             let b = b?;
             match &b.fourcc.0 {
                 b"mvhd" => mvhd = Some(parse_time_header(b.body, "moov/mvhd")?),
-                b"trak" => tracks.push(track::parse_track(&b, tracks.len() + 1, data_len)?),
+                b"trak" => {
+                    let ordinal = tracks.len() + 1;
+                    meter
+                        .tracks(ordinal as u64)
+                        .map_err(|e| e.at(format!("moov/trak[{ordinal}]"), None))?;
+                    meter
+                        .bytes(size_of::<Track>() as u64)
+                        .map_err(|e| e.at(format!("moov/trak[{ordinal}]"), None))?;
+                    tracks.push(track::parse_track(&b, ordinal, data_len, meter)?);
+                }
                 b"udta" => {
                     session_sdp = parse_movie_udta(&b)?;
                     udta = Some(b.range("moov/udta"));
@@ -140,10 +168,17 @@ impl Movie {
         self.tracks.iter().find(|t| t.track_id == track_id)
     }
 
-    /// Movie duration in µs.
+    /// Movie duration in µs (saturating at `u64::MAX`).
     pub fn duration_us(&self) -> u64 {
-        (u128::from(self.duration) * 1_000_000 / u128::from(self.timescale)) as u64
+        ticks_to_us(self.duration, self.timescale)
     }
+}
+
+/// `ticks` of a `timescale` Hz clock in µs, rounding down and saturating at
+/// `u64::MAX` (a timescale of 0 counts as 1).
+pub fn ticks_to_us(ticks: u64, timescale: u32) -> u64 {
+    let us = u128::from(ticks) * 1_000_000 / u128::from(timescale.max(1));
+    u64::try_from(us).unwrap_or(u64::MAX)
 }
 
 /// Timescale and duration of a movie or media header ('mvhd', 'mdhd': ISO/IEC

@@ -12,6 +12,7 @@
 //! per step by [`SampleIter`]). Nothing is allocated from a declared count
 //! before the box has been checked to hold that many entries.
 
+use crate::budget::Meter;
 use crate::error::HintError;
 use crate::mp4::boxes::Cursor;
 
@@ -55,6 +56,16 @@ struct TimeRun {
     count: u32,
     first_time: u64,
     delta: u32,
+}
+
+impl TimeRun {
+    /// Decode time of sample `index` of this run (`None` outside it, or past
+    /// 2^64 ticks, which 'stts' parsing already refuses).
+    fn time_of(&self, index: u32) -> Option<u64> {
+        let k = index.checked_sub(self.first_sample)?;
+        self.first_time
+            .checked_add(u64::from(k).checked_mul(u64::from(self.delta))?)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -172,7 +183,8 @@ impl SampleTable {
             return self.offsets.get(index as usize).copied();
         }
         let chunk = self.chunks.get(self.chunk_index_of(index)?)?;
-        let within = u64::from(index - chunk.first_sample) * u64::from(self.constant_size);
+        let within =
+            u64::from(index.checked_sub(chunk.first_sample)?) * u64::from(self.constant_size);
         chunk.offset.checked_add(within)
     }
 
@@ -190,8 +202,7 @@ impl SampleTable {
         if index >= self.count {
             return None;
         }
-        let r = self.time_run(index)?;
-        Some(r.first_time + u64::from(index - r.first_sample) * u64::from(r.delta))
+        self.time_run(index)?.time_of(index)
     }
 
     /// Duration ('stts' delta) of sample `index`.
@@ -235,7 +246,7 @@ impl SampleTable {
         Some(SampleInfo {
             offset: self.offset(index)?,
             size: self.size(index)?,
-            decode_time: r.first_time + u64::from(index - r.first_sample) * u64::from(r.delta),
+            decode_time: r.time_of(index)?,
             duration: r.delta,
             composition_offset: self.composition_offset(index),
             sync: self.is_sync(index),
@@ -289,24 +300,32 @@ impl SampleTable {
     }
 
     /// Builds the table from the raw boxes. `data_len` is the file length:
-    /// every sample with a listed size must lie inside the file.
+    /// every sample with a listed size must lie inside the file. The tables'
+    /// memory is counted on `meter` before it is allocated.
     pub(crate) fn build(
         raw: &RawTables<'_>,
         track: u32,
         stbl_path: &str,
         data_len: u64,
+        meter: &mut Meter<'_>,
     ) -> Result<Self, HintError> {
-        let (count, constant_size, sizes) = parse_sizes(raw, stbl_path)?;
-        let chunk_offsets = parse_chunk_offsets(raw, stbl_path)?;
-        let chunks = build_chunks(raw, stbl_path, &chunk_offsets, count, track)?;
+        let (count, constant_size, sizes) = parse_sizes(raw, stbl_path, track, meter)?;
+        let chunk_offsets = parse_chunk_offsets(raw, stbl_path, track, meter)?;
+        let chunks = build_chunks(raw, stbl_path, &chunk_offsets, count, track, meter)?;
+        meter.release(chunk_offsets.len() as u64 * 8);
         drop(chunk_offsets);
         let mut offsets = Vec::new();
         if constant_size == 0 {
-            offsets.reserve_exact(count as usize);
+            // One offset per listed size; `sizes` holds `count` entries.
+            meter
+                .records(u64::from(count), size_of::<u64>())
+                .map_err(|e| e.at(format!("{stbl_path}/stsz"), Some(track)))?;
+            offsets.reserve_exact(sizes.len());
             for c in &chunks {
                 let mut pos = c.offset;
-                for i in c.first_sample..c.first_sample + c.sample_count {
-                    let size = u64::from(sizes[i as usize]);
+                // first_sample + sample_count <= count (build_chunks).
+                for i in c.first_sample..c.first_sample.saturating_add(c.sample_count) {
+                    let size = u64::from(sizes.get(i as usize).copied().unwrap_or(0));
                     let end = pos.checked_add(size).filter(|&e| e <= data_len);
                     let Some(end) = end else {
                         return Err(HintError::BadSample {
@@ -343,9 +362,9 @@ impl SampleTable {
                 }
             }
         }
-        let (times, total_duration) = parse_stts(raw, stbl_path, count)?;
-        let ctts = parse_ctts(raw, count)?;
-        let sync = parse_stss(raw, count)?;
+        let (times, total_duration) = parse_stts(raw, stbl_path, count, track, meter)?;
+        let ctts = parse_ctts(raw, count, track, meter)?;
+        let sync = parse_stss(raw, count, track, meter)?;
         Ok(SampleTable {
             count,
             constant_size,
@@ -360,7 +379,12 @@ impl SampleTable {
     }
 }
 
-fn parse_sizes(raw: &RawTables<'_>, stbl_path: &str) -> Result<(u32, u32, Vec<u32>), HintError> {
+fn parse_sizes(
+    raw: &RawTables<'_>,
+    stbl_path: &str,
+    track: u32,
+    meter: &mut Meter<'_>,
+) -> Result<(u32, u32, Vec<u32>), HintError> {
     if let Some((body, path)) = &raw.stsz {
         let mut c = Cursor::new(body, path);
         c.full_box()?;
@@ -370,6 +394,9 @@ fn parse_sizes(raw: &RawTables<'_>, stbl_path: &str) -> Result<(u32, u32, Vec<u3
             return Ok((count, size, Vec::new()));
         }
         c.require(u64::from(count), 4)?;
+        meter
+            .records(u64::from(count), size_of::<u32>())
+            .map_err(|e| e.at(path.as_str(), Some(track)))?;
         let mut sizes = Vec::with_capacity(count as usize);
         for _ in 0..count {
             sizes.push(c.u32()?);
@@ -390,16 +417,20 @@ fn parse_sizes(raw: &RawTables<'_>, stbl_path: &str) -> Result<(u32, u32, Vec<u3
             ));
         }
         c.require((u64::from(count) * bits).div_ceil(8), 1)?;
+        meter
+            .records(u64::from(count), size_of::<u32>())
+            .map_err(|e| e.at(path.as_str(), Some(track)))?;
         let data = c.rest();
         let mut sizes = Vec::with_capacity(count as usize);
+        let byte = |i: usize| data.get(i).copied().ok_or_else(|| c.truncated(1));
         for i in 0..count as usize {
             let v = match field {
                 4 => {
-                    let b = data[i / 2];
+                    let b = byte(i / 2)?;
                     if i % 2 == 0 { b >> 4 } else { b & 0x0f }.into()
                 }
-                8 => data[i].into(),
-                _ => u16::from_be_bytes([data[2 * i], data[2 * i + 1]]).into(),
+                8 => byte(i)?.into(),
+                _ => u16::from_be_bytes([byte(2 * i)?, byte(2 * i + 1)?]).into(),
             };
             sizes.push(v);
         }
@@ -408,7 +439,12 @@ fn parse_sizes(raw: &RawTables<'_>, stbl_path: &str) -> Result<(u32, u32, Vec<u3
     Err(HintError::missing(format!("{stbl_path}/stsz")))
 }
 
-fn parse_chunk_offsets(raw: &RawTables<'_>, stbl_path: &str) -> Result<Vec<u64>, HintError> {
+fn parse_chunk_offsets(
+    raw: &RawTables<'_>,
+    stbl_path: &str,
+    track: u32,
+    meter: &mut Meter<'_>,
+) -> Result<Vec<u64>, HintError> {
     let (body, path, wide) = match (&raw.stco, &raw.co64) {
         (Some((b, p)), _) => (*b, p, false),
         (None, Some((b, p))) => (*b, p, true),
@@ -418,6 +454,9 @@ fn parse_chunk_offsets(raw: &RawTables<'_>, stbl_path: &str) -> Result<Vec<u64>,
     c.full_box()?;
     let n = c.u32()?;
     c.require(u64::from(n), if wide { 8 } else { 4 })?;
+    meter
+        .records(u64::from(n), size_of::<u64>())
+        .map_err(|e| e.at(path.as_str(), Some(track)))?;
     let mut v = Vec::with_capacity(n as usize);
     for _ in 0..n {
         v.push(if wide { c.u64()? } else { u64::from(c.u32()?) });
@@ -431,6 +470,7 @@ fn build_chunks(
     offsets: &[u64],
     count: u32,
     track: u32,
+    meter: &mut Meter<'_>,
 ) -> Result<Vec<Chunk>, HintError> {
     let Some((body, path)) = &raw.stsc else {
         if count == 0 {
@@ -442,6 +482,10 @@ fn build_chunks(
     c.full_box()?;
     let n = c.u32()?;
     c.require(u64::from(n), 12)?;
+    let transient = u64::from(n) * size_of::<(u32, u32, u32)>() as u64;
+    meter
+        .bytes(transient)
+        .map_err(|e| e.at(path.as_str(), Some(track)))?;
     let mut entries: Vec<(u32, u32, u32)> = Vec::with_capacity(n as usize);
     for k in 0..n {
         let first = c.u32()?;
@@ -462,6 +506,9 @@ fn build_chunks(
         }
         entries.push((first, spc, sdi));
     }
+    meter
+        .records(offsets.len() as u64, size_of::<Chunk>())
+        .map_err(|e| e.at(format!("{stbl_path}/stco"), Some(track)))?;
     let mut chunks = Vec::with_capacity(offsets.len());
     let mut run = 0usize;
     let mut next_sample: u64 = 0;
@@ -481,6 +528,7 @@ fn build_chunks(
         });
         next_sample = next_sample.saturating_add(u64::from(spc));
     }
+    meter.release(transient);
     if next_sample < u64::from(count) {
         return Err(HintError::BadSample {
             track,
@@ -497,6 +545,8 @@ fn parse_stts(
     raw: &RawTables<'_>,
     stbl_path: &str,
     count: u32,
+    track: u32,
+    meter: &mut Meter<'_>,
 ) -> Result<(Vec<TimeRun>, u64), HintError> {
     let mut runs: Vec<TimeRun> = Vec::new();
     let mut covered: u64 = 0;
@@ -506,6 +556,10 @@ fn parse_stts(
         c.full_box()?;
         let n = c.u32()?;
         c.require(u64::from(n), 8)?;
+        // At most one run per entry, plus the filler run below.
+        meter
+            .records(u64::from(n) + 1, size_of::<TimeRun>())
+            .map_err(|e| e.at(path.as_str(), Some(track)))?;
         for _ in 0..n {
             let k = c.u32()?;
             let delta = c.u32()?;
@@ -547,7 +601,12 @@ fn parse_stts(
     Ok((runs, time))
 }
 
-fn parse_ctts(raw: &RawTables<'_>, count: u32) -> Result<Vec<OffsetRun>, HintError> {
+fn parse_ctts(
+    raw: &RawTables<'_>,
+    count: u32,
+    track: u32,
+    meter: &mut Meter<'_>,
+) -> Result<Vec<OffsetRun>, HintError> {
     let Some((body, path)) = &raw.ctts else {
         return Ok(Vec::new());
     };
@@ -555,6 +614,9 @@ fn parse_ctts(raw: &RawTables<'_>, count: u32) -> Result<Vec<OffsetRun>, HintErr
     c.full_box()?;
     let n = c.u32()?;
     c.require(u64::from(n), 8)?;
+    meter
+        .records(u64::from(n), size_of::<OffsetRun>())
+        .map_err(|e| e.at(path.as_str(), Some(track)))?;
     let mut runs = Vec::with_capacity(n as usize);
     let mut covered: u64 = 0;
     for _ in 0..n {
@@ -579,7 +641,12 @@ fn parse_ctts(raw: &RawTables<'_>, count: u32) -> Result<Vec<OffsetRun>, HintErr
     Ok(runs)
 }
 
-fn parse_stss(raw: &RawTables<'_>, count: u32) -> Result<Option<Vec<u32>>, HintError> {
+fn parse_stss(
+    raw: &RawTables<'_>,
+    count: u32,
+    track: u32,
+    meter: &mut Meter<'_>,
+) -> Result<Option<Vec<u32>>, HintError> {
     let Some((body, path)) = &raw.stss else {
         return Ok(None);
     };
@@ -587,6 +654,9 @@ fn parse_stss(raw: &RawTables<'_>, count: u32) -> Result<Option<Vec<u32>>, HintE
     c.full_box()?;
     let n = c.u32()?;
     c.require(u64::from(n), 4)?;
+    meter
+        .records(u64::from(n), size_of::<u32>())
+        .map_err(|e| e.at(path.as_str(), Some(track)))?;
     let mut v = Vec::with_capacity(n as usize);
     for _ in 0..n {
         let s = c.u32()?;
@@ -637,7 +707,7 @@ impl Iterator for SampleIter<'_> {
         } else {
             chunk.offset.checked_add(self.in_chunk_offset)?
         };
-        self.in_chunk_offset += u64::from(size);
+        self.in_chunk_offset = self.in_chunk_offset.saturating_add(u64::from(size));
         while let Some(r) = t.times.get(self.time_run) {
             if u64::from(r.first_sample) + u64::from(r.count) > u64::from(i) {
                 break;
@@ -650,7 +720,7 @@ impl Iterator for SampleIter<'_> {
         }
         let run = t.times.get(self.time_run)?;
         let decode_time = self.time;
-        self.time += u64::from(run.delta);
+        self.time = self.time.saturating_add(u64::from(run.delta));
         while let Some(r) = t.ctts.get(self.ctts_run) {
             if u64::from(r.first_sample) + u64::from(r.count) > u64::from(i) {
                 break;
@@ -724,7 +794,8 @@ mod tests {
             stss: stss.as_deref().map(|b| (b, "stss".to_string())),
             ..Default::default()
         };
-        SampleTable::build(&raw, 1, "stbl", 10_000)
+        let budget = crate::Budget::default();
+        SampleTable::build(&raw, 1, "stbl", 10_000, &mut Meter::new(&budget, 10_000))
     }
 
     #[test]

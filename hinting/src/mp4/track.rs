@@ -11,6 +11,7 @@
 
 use std::ops::Range;
 
+use crate::budget::Meter;
 use crate::error::HintError;
 use crate::mp4::boxes::{child_path, BoxRange, BoxRef, Cursor, FourCC};
 use crate::mp4::tables::{RawTables, SampleTable};
@@ -128,9 +129,10 @@ impl Track {
         self.handler == FourCC(*b"hint")
     }
 
-    /// Converts media timescale ticks to µs (rounding down).
+    /// Converts media timescale ticks to µs (rounding down, saturating at
+    /// `u64::MAX`).
     pub fn ticks_to_us(&self, ticks: u64) -> u64 {
-        (u128::from(ticks) * 1_000_000 / u128::from(self.timescale)) as u64
+        crate::mp4::ticks_to_us(ticks, self.timescale)
     }
 
     /// Media duration in µs.
@@ -150,11 +152,12 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// Parses one `trak` (the `ordinal`-th in `moov`). `data_len` bounds sample
-/// offsets.
+/// offsets; what is built from the track's boxes is counted on `meter`.
 pub(crate) fn parse_track(
     trak: &BoxRef<'_>,
     ordinal: usize,
     data_len: u64,
+    meter: &mut Meter<'_>,
 ) -> Result<Track, HintError> {
     let path = format!("moov/trak[{ordinal}]");
     let mut tkhd = None;
@@ -171,7 +174,7 @@ pub(crate) fn parse_track(
                 for e in b.children(&p, 0) {
                     let e = e?;
                     if e.fourcc == FourCC(*b"elst") {
-                        edits = parse_elst(e.body, &child_path(&p, "elst"))?;
+                        edits = parse_elst(e.body, &child_path(&p, "elst"), meter)?;
                     }
                 }
             }
@@ -179,6 +182,11 @@ pub(crate) fn parse_track(
                 let p = child_path(&path, "tref");
                 for r in b.children(&p, 0) {
                     let r = r?;
+                    // The 'hint' list is kept twice (`hint_refs`).
+                    let record = size_of::<TrackReference>() + 2 * r.body.len();
+                    meter
+                        .bytes(record as u64)
+                        .map_err(|e| e.at(child_path(&p, r.fourcc), None))?;
                     let ids = r
                         .body
                         .chunks_exact(4)
@@ -197,7 +205,7 @@ pub(crate) fn parse_track(
     let (track_id, tkhd_flags) =
         tkhd.ok_or_else(|| HintError::missing(child_path(&path, "tkhd")))?;
     let mdia = mdia.ok_or_else(|| HintError::missing(child_path(&path, "mdia")))?;
-    let media = parse_mdia(&mdia, &child_path(&path, "mdia"), track_id, data_len)?;
+    let media = parse_mdia(&mdia, &child_path(&path, "mdia"), track_id, data_len, meter)?;
     let (sdp, hint_stats, udta_range) = match &udta {
         Some(u) => {
             let p = child_path(&path, "udta");
@@ -244,7 +252,7 @@ fn parse_tkhd(b: &BoxRef<'_>, path: &str) -> Result<(u32, u32), HintError> {
     Ok((c.u32()?, flags))
 }
 
-fn parse_elst(body: &[u8], path: &str) -> Result<Vec<EditEntry>, HintError> {
+fn parse_elst(body: &[u8], path: &str, meter: &mut Meter<'_>) -> Result<Vec<EditEntry>, HintError> {
     let mut c = Cursor::new(body, path);
     let (version, _) = c.full_box()?;
     let n = c.u32()?;
@@ -254,6 +262,9 @@ fn parse_elst(body: &[u8], path: &str) -> Result<Vec<EditEntry>, HintError> {
         v => return Err(HintError::invalid(path, format!("unknown version {v}"))),
     };
     c.require(u64::from(n), entry)?;
+    meter
+        .records(u64::from(n), size_of::<EditEntry>())
+        .map_err(|e| e.at(path, None))?;
     let mut v = Vec::with_capacity(n as usize);
     for _ in 0..n {
         let (segment_duration, media_time) = if version == 1 {
@@ -286,6 +297,7 @@ fn parse_mdia(
     path: &str,
     track_id: u32,
     data_len: u64,
+    meter: &mut Meter<'_>,
 ) -> Result<Media, HintError> {
     let mut mdhd = None;
     let mut handler = None;
@@ -332,7 +344,7 @@ fn parse_mdia(
         let p = child_path(&stbl_path, b.fourcc);
         let slot = match &b.fourcc.0 {
             b"stsd" => {
-                sample_entries = Some(parse_stsd(&b, &p)?);
+                sample_entries = Some(parse_stsd(&b, &p, meter)?);
                 continue;
             }
             b"stts" => &mut raw.stts,
@@ -357,7 +369,7 @@ fn parse_mdia(
     }
     let sample_entries =
         sample_entries.ok_or_else(|| HintError::missing(child_path(&stbl_path, "stsd")))?;
-    let samples = SampleTable::build(&raw, track_id, &stbl_path, data_len)?;
+    let samples = SampleTable::build(&raw, track_id, &stbl_path, data_len, meter)?;
     Ok(Media {
         handler,
         timescale,
@@ -390,7 +402,11 @@ fn parse_dinf(dinf: &BoxRef<'_>, path: &str) -> Result<bool, HintError> {
     Ok(self_contained)
 }
 
-fn parse_stsd(stsd: &BoxRef<'_>, path: &str) -> Result<Vec<SampleEntry>, HintError> {
+fn parse_stsd(
+    stsd: &BoxRef<'_>,
+    path: &str,
+    meter: &mut Meter<'_>,
+) -> Result<Vec<SampleEntry>, HintError> {
     let mut c = Cursor::new(stsd.body, path);
     c.full_box()?;
     let n = c.u32()?;
@@ -401,6 +417,9 @@ fn parse_stsd(stsd: &BoxRef<'_>, path: &str) -> Result<Vec<SampleEntry>, HintErr
             break;
         }
         let p = child_path(path, e.fourcc);
+        meter
+            .bytes(size_of::<SampleEntry>() as u64)
+            .map_err(|e| e.at(p.as_str(), None))?;
         let mut ec = Cursor::new(e.body, &p);
         ec.skip(6)?;
         entries.push(SampleEntry {

@@ -7,7 +7,8 @@
 use super::entry::{parse_esds, SampleEntry};
 use super::sdp::{hex, MediaSdp};
 use super::{
-    HintSamplePlan, MediaSample, PacketPlan, Packetizer, SampleError, MAX_PIECES_PER_PACKET,
+    plan_bytes, HintSamplePlan, MediaSample, PacketPlan, Packetizer, SampleError,
+    HINT_SAMPLE_PLAN_BYTES, MAX_PIECES_PER_PACKET,
 };
 
 /// Largest access unit an AAC-hbr AU-header can describe (sizelength=13), bytes.
@@ -158,6 +159,11 @@ impl AacPacketizer {
         } else {
             asc.frequency
         };
+        if clock_rate == 0 {
+            return Err("no sampling rate: media timescale, sample entry and \
+                 AudioSpecificConfig all give none"
+                .into());
+        }
         let channels = if asc.channels > 0 {
             u32::from(asc.channels)
         } else {
@@ -273,9 +279,13 @@ impl Packetizer for AacPacketizer {
         }
         if let (Some(first), Some(last)) = (self.pending.first(), self.pending.last()) {
             let size = 2 + self.pending.iter().map(|a| 2 + a.len).sum::<u32>();
-            let contiguous = last.decode_time + u64::from(last.duration) == sample.decode_time
+            let contiguous = last.decode_time.checked_add(u64::from(last.duration))
+                == Some(sample.decode_time)
                 && sample.duration == first.duration;
-            let span = sample.decode_time + u64::from(sample.duration) - first.decode_time;
+            let span = sample
+                .decode_time
+                .saturating_add(u64::from(sample.duration))
+                .saturating_sub(first.decode_time);
             let span_us = u128::from(span) * 1_000_000 / u128::from(self.media_timescale);
             if !contiguous
                 || span_us > u128::from(MAX_PACKET_SPAN_US)
@@ -296,6 +306,23 @@ impl Packetizer for AacPacketizer {
 
     fn finish(&mut self, out: &mut Vec<HintSamplePlan>) {
         self.flush(out);
+    }
+
+    /// An AU held back joins a plan with one packet: at most one plan, one
+    /// packet, one AU header and one sample piece per AU; a fragmented AU
+    /// takes one plan and one packet per fragment.
+    fn plan_bytes(&self, sample: &MediaSample<'_>) -> u64 {
+        let len = sample.data.len() as u64;
+        let pending = size_of::<Au>() as u64;
+        if len == 0 || len > u64::from(MAX_AU_SIZE) {
+            return 0;
+        }
+        let budget = u64::from(self.max_payload);
+        if 4 + len > budget {
+            let fragments = len.div_ceil(budget.saturating_sub(4).max(1));
+            return HINT_SAMPLE_PLAN_BYTES + fragments.saturating_mul(plan_bytes(2, 1));
+        }
+        HINT_SAMPLE_PLAN_BYTES + plan_bytes(2, 1) + pending
     }
 
     /// `mpeg4-generic/<rate>/<channels>`; fmtp `streamtype=5`,

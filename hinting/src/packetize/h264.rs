@@ -119,6 +119,10 @@ impl Packetizer for H264Packetizer {
 
     fn finish(&mut self, _out: &mut Vec<HintSamplePlan>) {}
 
+    fn plan_bytes(&self, sample: &MediaSample<'_>) -> u64 {
+        self.nal.plan_bytes(sample.data)
+    }
+
     /// `H264/90000`; fmtp `packetization-mode=1`, `profile-level-id` from the
     /// first SPS (or 'avcC' when it has none) and `sprop-parameter-sets`
     /// (RFC 6184 §8.1).

@@ -139,6 +139,10 @@ impl Packetizer for H265Packetizer {
 
     fn finish(&mut self, _out: &mut Vec<HintSamplePlan>) {}
 
+    fn plan_bytes(&self, sample: &MediaSample<'_>) -> u64 {
+        self.nal.plan_bytes(sample.data)
+    }
+
     /// `H265/90000`; fmtp `profile-id`, `tier-flag`, `level-id` and
     /// `sprop-vps`/`sprop-sps`/`sprop-pps` (RFC 7798 §7.1).
     fn media_sdp(&self, payload_type: u8) -> MediaSdp {

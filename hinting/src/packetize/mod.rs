@@ -113,7 +113,7 @@ impl Piece {
     pub fn len(&self) -> u32 {
         match self {
             // Immediates are built by packetizers and never exceed a few bytes.
-            Piece::Immediate(bytes) => bytes.len() as u32,
+            Piece::Immediate(bytes) => u32::try_from(bytes.len()).unwrap_or(u32::MAX),
             Piece::Sample { len, .. } => *len,
         }
     }
@@ -164,9 +164,11 @@ impl PacketPlan {
             len: l,
         }) = self.pieces.last_mut()
         {
-            if *s == sample && *o + *l == offset {
-                *l += len;
-                return;
+            if *s == sample && o.checked_add(*l) == Some(offset) {
+                if let Some(joined) = l.checked_add(len) {
+                    *l = joined;
+                    return;
+                }
             }
         }
         self.pieces.push(Piece::Sample {
@@ -176,9 +178,13 @@ impl PacketPlan {
         });
     }
 
-    /// Payload length in bytes (sum of the pieces).
+    /// Payload length in bytes (sum of the pieces, saturating at
+    /// `u32::MAX`).
     pub fn payload_len(&self) -> u32 {
-        self.pieces.iter().map(Piece::len).sum()
+        self.pieces
+            .iter()
+            .map(Piece::len)
+            .fold(0u32, u32::saturating_add)
     }
 
     /// The payload bytes, resolving sample pieces through `sample_bytes`
@@ -279,9 +285,39 @@ pub trait Packetizer: Send {
     /// Flushes held-back samples at the end of the track.
     fn finish(&mut self, out: &mut Vec<HintSamplePlan>);
 
+    /// An upper bound of the heap bytes that [`Packetizer::push`] of `sample`
+    /// (and the eventual flush of what it holds back) adds to the plans,
+    /// transients included, counted with [`plan_bytes`] and
+    /// [`HINT_SAMPLE_PLAN_BYTES`]. Computed without building the plans
+    /// (walking NAL unit lengths at most), so that the caller can refuse a
+    /// sample that would exceed its [`crate::Budget`] before it is built.
+    fn plan_bytes(&self, sample: &MediaSample<'_>) -> u64;
+
     /// The codec-specific SDP of the track (RFC 4566 media kind, `a=rtpmap`
     /// and `a=fmtp` values) for payload type `payload_type`.
     fn media_sdp(&self, payload_type: u8) -> MediaSdp;
+}
+
+/// Heap bytes counted for the buffer of one immediate piece (a few bytes of
+/// payload header, in the smallest heap allocation).
+pub const IMMEDIATE_HEAP_BYTES: u64 = 16;
+
+/// Bytes counted for one [`HintSamplePlan`], twice its size: the plan list
+/// grows by doubling.
+pub const HINT_SAMPLE_PLAN_BYTES: u64 = 2 * size_of::<HintSamplePlan>() as u64;
+
+/// Heap bytes counted for one planned packet of `pieces` pieces, `immediates`
+/// of them immediate: the packet record (twice, for the doubling packet
+/// list), its piece list as the vector allocates it (at least 4, a power of
+/// two) and the immediates' buffers.
+pub fn plan_bytes(pieces: u64, immediates: u64) -> u64 {
+    let capacity = pieces
+        .max(4)
+        .checked_next_power_of_two()
+        .unwrap_or(u64::MAX);
+    (2 * size_of::<PacketPlan>() as u64)
+        .saturating_add(capacity.saturating_mul(size_of::<Piece>() as u64))
+        .saturating_add(immediates.saturating_mul(IMMEDIATE_HEAP_BYTES))
 }
 
 /// Largest RTP payload for an MTU (RTP header + payload), bytes.

@@ -4,7 +4,10 @@
 
 use super::entry::{parse_esds, SampleEntry};
 use super::sdp::{hex, MediaSdp};
-use super::{HintSamplePlan, MediaSample, PacketPlan, Packetizer, SampleError};
+use super::{
+    plan_bytes, HintSamplePlan, MediaSample, PacketPlan, Packetizer, SampleError,
+    HINT_SAMPLE_PLAN_BYTES,
+};
 
 /// The visual_object_sequence_start_code suffix (00 00 01 B0), followed by
 /// profile_and_level_indication.
@@ -105,6 +108,12 @@ impl Packetizer for Mp4vPacketizer {
     }
 
     fn finish(&mut self, _out: &mut Vec<HintSamplePlan>) {}
+
+    /// One plan, one packet of one piece per `max_payload` bytes.
+    fn plan_bytes(&self, sample: &MediaSample<'_>) -> u64 {
+        let packets = (sample.data.len() as u64).div_ceil(u64::from(self.max_payload.max(1)));
+        HINT_SAMPLE_PLAN_BYTES.saturating_add(packets.saturating_mul(plan_bytes(1, 0)))
+    }
 
     /// `MP4V-ES/90000`; fmtp `profile-level-id` and `config` (RFC 6416 §7.1).
     fn media_sdp(&self, payload_type: u8) -> MediaSdp {

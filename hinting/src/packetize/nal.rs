@@ -3,7 +3,10 @@
 //! small NAL units and fragmentation units (FU-A / FU) for NAL units larger
 //! than the payload budget.
 
-use super::{HintSamplePlan, MediaSample, PacketPlan, SampleError, MAX_PIECES_PER_PACKET};
+use super::{
+    plan_bytes, HintSamplePlan, MediaSample, PacketPlan, SampleError, HINT_SAMPLE_PLAN_BYTES,
+    MAX_PIECES_PER_PACKET,
+};
 
 /// Which NAL unit syntax a sample uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +122,7 @@ impl NalPacketizer {
         let mut out = Vec::new();
         while at < data.len() {
             let prefix = data
-                .get(at..at + ls)
+                .get(at..at.saturating_add(ls))
                 .ok_or_else(|| err(format!("truncated NAL length prefix at byte {at}")))?;
             let len = prefix.iter().fold(0usize, |a, &b| a << 8 | usize::from(b));
             at += ls;
@@ -147,6 +150,44 @@ impl NalPacketizer {
             at += len;
         }
         Ok(out)
+    }
+
+    /// An upper bound of the heap bytes [`NalPacketizer::packetize`] uses for
+    /// `data` (see [`super::Packetizer::plan_bytes`]): per NAL unit its record
+    /// and one packet of two pieces (an aggregated unit's size and range, or
+    /// a single unit), or one such packet per fragment. Walks the NAL unit
+    /// lengths only; stops at the first malformed one (where packetizing
+    /// fails).
+    pub fn plan_bytes(&self, data: &[u8]) -> u64 {
+        let ls = self.length_size as usize;
+        let hdr = u64::from(self.codec.header_len());
+        let chunk = u64::from(self.max_payload).saturating_sub(hdr + 1).max(1);
+        let per_packet = plan_bytes(2, 1);
+        let mut total = HINT_SAMPLE_PLAN_BYTES;
+        let mut at = 0usize;
+        while let Some(prefix) = data.get(at..at.saturating_add(ls)) {
+            let len = prefix.iter().fold(0u64, |a, &b| a << 8 | u64::from(b));
+            at = at.saturating_add(ls);
+            if len == 0 {
+                continue;
+            }
+            let packets = if len > u64::from(self.max_payload) {
+                len.saturating_sub(hdr).div_ceil(chunk)
+            } else {
+                1
+            };
+            total = total
+                .saturating_add(size_of::<Nal>() as u64 + 1)
+                .saturating_add(packets.saturating_mul(per_packet));
+            let Some(next) = usize::try_from(len).ok().and_then(|l| at.checked_add(l)) else {
+                break;
+            };
+            if next > data.len() {
+                break;
+            }
+            at = next;
+        }
+        total
     }
 
     /// Packetizes one access unit: aggregation of consecutive small NAL

@@ -5,6 +5,8 @@
 //! ([`super::plain`]) start from this one plan, so a hinted file and the
 //! plain file it came from stream the same packets.
 
+use crate::budget::{Budget, Meter, SCAN_BYTES_PER_WORK_UNIT};
+use crate::error::HintError;
 use crate::mp4::{EditEntry, Movie, Track};
 
 use super::{fourcc_str, packetizer_for, HintSamplePlan, MediaSample, TrackDesc, RTP_HEADER_LEN};
@@ -87,7 +89,12 @@ impl TrackPlan {
     /// Mean bitrate including RTP headers, kbit/s rounded up (0 for an empty
     /// or zero-length track). The SDP `b=AS` value.
     pub fn bitrate_kbps(&self) -> u32 {
-        let bits = (self.stats.payload_bytes + self.stats.packets * u64::from(RTP_HEADER_LEN)) * 8;
+        let bits = self
+            .stats
+            .packets
+            .saturating_mul(u64::from(RTP_HEADER_LEN))
+            .saturating_add(self.stats.payload_bytes)
+            .saturating_mul(8);
         if self.duration == 0 || self.clock_rate == 0 {
             return 0;
         }
@@ -96,9 +103,9 @@ impl TrackPlan {
         u32::try_from(kbps.div_ceil(1000)).unwrap_or(u32::MAX)
     }
 
-    /// Duration in µs.
+    /// Duration in µs (saturating at `u64::MAX`).
     pub fn duration_us(&self) -> u64 {
-        (u128::from(self.duration) * 1_000_000 / u128::from(self.clock_rate.max(1))) as u64
+        crate::mp4::ticks_to_us(self.duration, self.clock_rate)
     }
 }
 
@@ -151,14 +158,64 @@ fn rescale_signed(t: i128, from: u32, to: u32) -> i128 {
     }
 }
 
-/// Packetizes the media tracks of `movie` (whose file bytes are `data`).
+/// Packetizes the media tracks of `movie` (whose file bytes are `data`)
+/// within the default [`Budget`] (counted from this call).
 ///
 /// Hint tracks already in the file are ignored; the new hint tracks get IDs
 /// after the largest non-hint track ID, in track order, and payload types 96,
 /// 97, ... Tracks that are not video or audio are skipped silently unless
 /// named in `options.tracks`; video and audio tracks that cannot be
-/// packetized are listed in [`FilePlan::skipped`] with the reason.
+/// packetized are listed in [`FilePlan::skipped`] with the reason. When
+/// [`plan_movie_with`] fails (the budget is exceeded, or no track ID is left
+/// for a hint track), the plan has no track and one skipped entry giving the
+/// error.
 pub fn plan_movie(data: &[u8], movie: &Movie, options: &PlanOptions) -> FilePlan {
+    match plan_movie_with(data, movie, options, &Budget::default()) {
+        Ok(plan) => plan,
+        Err(e) => FilePlan {
+            tracks: Vec::new(),
+            skipped: vec![SkippedTrack {
+                track_id: match &e {
+                    HintError::OverBudget { track, .. } => track.unwrap_or(0),
+                    _ => 0,
+                },
+                reason: e.to_string(),
+            }],
+            duration_us: movie.duration_us(),
+        },
+    }
+}
+
+/// [`plan_movie`] within `budget`.
+///
+/// # Errors
+/// [`HintError::OverBudget`] when the tracks, a track's samples, the planned
+/// packets, their memory or the work exceed `budget`;
+/// [`HintError::InvalidBox`] naming a media track's 'tkhd' when the largest
+/// track ID leaves no ID for its hint track (IDs are 32-bit).
+pub fn plan_movie_with(
+    data: &[u8],
+    movie: &Movie,
+    options: &PlanOptions,
+    budget: &Budget,
+) -> Result<FilePlan, HintError> {
+    plan_movie_metered(
+        data,
+        movie,
+        options,
+        &mut Meter::new(budget, data.len() as u64),
+    )
+}
+
+pub(crate) fn plan_movie_metered(
+    data: &[u8],
+    movie: &Movie,
+    options: &PlanOptions,
+    meter: &mut Meter<'_>,
+) -> Result<FilePlan, HintError> {
+    meter
+        .tracks(movie.tracks.len() as u64)
+        .map_err(|e| e.at("moov", None))?;
     let mut next_id = movie
         .tracks
         .iter()
@@ -191,11 +248,20 @@ pub fn plan_movie(data: &[u8], movie: &Movie, options: &PlanOptions) -> FilePlan
             continue;
         }
         let payload_type = FIRST_PAYLOAD_TYPE
-            .saturating_add(plan.tracks.len() as u8)
+            .saturating_add(u8::try_from(plan.tracks.len()).unwrap_or(u8::MAX))
             .min(127);
-        match plan_track(data, track, next_id + 1, payload_type, options.mtu) {
+        let hint_track_id = next_id.checked_add(1).ok_or_else(|| {
+            HintError::invalid(
+                format!("{}/tkhd", track.trak.path),
+                format!(
+                    "no track ID left for the hint track of track {}: the largest track ID is {next_id}",
+                    track.track_id
+                ),
+            )
+        })?;
+        match plan_track(data, track, hint_track_id, payload_type, options.mtu, meter)? {
             Ok(t) => {
-                next_id += 1;
+                next_id = hint_track_id;
                 plan.tracks.push(t);
             }
             Err(reason) => plan.skipped.push(SkippedTrack {
@@ -204,7 +270,7 @@ pub fn plan_movie(data: &[u8], movie: &Movie, options: &PlanOptions) -> FilePlan
             }),
         }
     }
-    plan
+    Ok(plan)
 }
 
 /// Media time (media timescale) before which an audio track's samples are
@@ -228,47 +294,79 @@ fn audio_presentation_start(track: &Track) -> i128 {
     }
 }
 
-/// Packetizes one track. Errors are human-readable reasons.
+/// Packetizes one track. The inner error is a human-readable reason to skip
+/// the track; the outer one a budget exceeded (which fails the whole file).
 fn plan_track(
     data: &[u8],
     track: &Track,
     hint_track_id: u32,
     payload_type: u8,
     mtu: u32,
-) -> Result<TrackPlan, String> {
+    meter: &mut Meter<'_>,
+) -> Result<Result<TrackPlan, String>, HintError> {
     if track.is_hint() {
-        return Err("is a hint track".into());
+        return Ok(Err("is a hint track".into()));
     }
     if !track.self_contained {
-        return Err("media data is in another file (external data reference)".into());
+        return Ok(Err(
+            "media data is in another file (external data reference)".into(),
+        ));
     }
-    let entry = track
-        .sample_entries
-        .first()
-        .ok_or("no sample description")?;
-    let entry_bytes = usize::try_from(entry.range.start)
+    let Some(entry) = track.sample_entries.first() else {
+        return Ok(Err("no sample description".into()));
+    };
+    let Some(entry_bytes) = usize::try_from(entry.range.start)
         .ok()
         .zip(usize::try_from(entry.range.end).ok())
         .and_then(|(s, e)| data.get(s..e))
-        .ok_or("sample description outside the file")?;
+    else {
+        return Ok(Err("sample description outside the file".into()));
+    };
     let desc = TrackDesc {
         track_id: track.track_id,
         handler: track.handler.0,
         timescale: track.timescale,
         entry: entry_bytes,
     };
-    let mut packetizer = packetizer_for(&desc, mtu)
-        .map_err(|e| format!("cannot packetize '{}': {}", fourcc_str(&e.fourcc), e.reason))?;
+    let mut packetizer = match packetizer_for(&desc, mtu) {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(Err(format!(
+                "cannot packetize '{}': {}",
+                fourcc_str(&e.fourcc),
+                e.reason
+            )))
+        }
+    };
     if track.samples.constant_size() == Some(1) {
-        return Err(format!(
+        return Ok(Err(format!(
             "'{}' samples are described per PCM frame (QuickTime sound)",
             fourcc_str(&entry.fourcc.0)
-        ));
+        )));
     }
+    let track_id = track.track_id;
+    let count = track.samples.len();
+    meter
+        .samples(count)
+        .map_err(|e| e.at(format!("{}/stsz", track.stbl.path), Some(track_id)))?;
+    let at_sample = |i: u32| {
+        move |e: crate::budget::Exceeded| {
+            e.at(
+                format!("{}: sample {}", track.trak.path, i + 1),
+                Some(track_id),
+            )
+        }
+    };
+    meter
+        .records(u64::from(count), size_of::<(u64, i32)>())
+        .map_err(at_sample(0))?;
     let mut samples = Vec::new();
-    let mut infos = Vec::with_capacity(track.samples.len() as usize);
+    let mut infos = Vec::with_capacity(count as usize);
     let skip_until = audio_presentation_start(track);
     for (index, info) in track.samples.iter() {
+        meter
+            .work(1 + u64::from(info.size) / SCAN_BYTES_PER_WORK_UNIT)
+            .map_err(at_sample(index))?;
         infos.push((info.decode_time, info.composition_offset));
         let end = i128::from(info.decode_time)
             + i128::from(info.composition_offset)
@@ -277,16 +375,18 @@ fn plan_track(
             continue;
         }
         if info.description_index != 1 {
-            return Err(format!(
+            return Ok(Err(format!(
                 "sample {} uses sample description {}; only one is supported",
                 index + 1,
                 info.description_index
-            ));
+            )));
         }
-        let bytes = usize::try_from(info.offset)
+        let Some(bytes) = usize::try_from(info.offset)
             .ok()
             .and_then(|s| data.get(s..s.checked_add(info.size as usize)?))
-            .ok_or_else(|| format!("sample {} lies outside the file", index + 1))?;
+        else {
+            return Ok(Err(format!("sample {} lies outside the file", index + 1)));
+        };
         let sample = MediaSample {
             index,
             data: bytes,
@@ -294,24 +394,51 @@ fn plan_track(
             duration: info.duration,
             sync: info.sync,
         };
-        packetizer
-            .push(&sample, &mut samples)
-            .map_err(|e| format!("{}: {e}", packetizer.name()))?;
+        // Refuse the sample before its plans are built.
+        meter
+            .bytes(packetizer.plan_bytes(&sample))
+            .map_err(at_sample(index))?;
+        let before = samples.len();
+        if let Err(e) = packetizer.push(&sample, &mut samples) {
+            return Ok(Err(format!("{}: {e}", packetizer.name())));
+        }
+        let planned: usize = samples[before..].iter().map(|s| s.packets.len()).sum();
+        meter
+            .planned_packets(planned as u64)
+            .and_then(|()| meter.work(planned as u64))
+            .map_err(at_sample(index))?;
     }
+    let before = samples.len();
     packetizer.finish(&mut samples);
+    let flushed: usize = samples[before..].iter().map(|s| s.packets.len()).sum();
+    meter
+        .planned_packets(flushed as u64)
+        .map_err(at_sample(count.saturating_sub(1)))?;
     if samples.is_empty() {
-        return Err("track has no samples".into());
+        return Ok(Err("track has no samples".into()));
     }
     let clock = packetizer.clock_rate();
     let ts = track.timescale;
     let duration = rescale(track.samples.total_duration(), ts, clock);
+    meter
+        .records(samples.len() as u64, size_of::<HintTiming>())
+        .map_err(at_sample(count.saturating_sub(1)))?;
     let mut timing = Vec::with_capacity(samples.len());
     for s in &samples {
-        let (decode, cto) = infos[s.sample as usize];
+        let Some(&(decode, cto)) = infos.get(s.sample as usize) else {
+            return Ok(Err(format!(
+                "planned sample {} does not exist",
+                s.sample + 1
+            )));
+        };
         let time = rescale(decode, ts, clock);
         let pts = rescale_signed(i128::from(decode) + i128::from(cto), ts, clock);
-        let rtp_offset = i32::try_from(pts - i128::from(time))
-            .map_err(|_| format!("composition offset of sample {} out of range", s.sample + 1))?;
+        let Ok(rtp_offset) = i32::try_from(pts - i128::from(time)) else {
+            return Ok(Err(format!(
+                "composition offset of sample {} out of range",
+                s.sample + 1
+            )));
+        };
         timing.push(HintTiming {
             time,
             duration: 0,
@@ -325,15 +452,24 @@ fn plan_track(
             .get(i + 1)
             .map_or(duration, |n| n.time)
             .max(timing[i].time);
-        timing[i].duration = u32::try_from(end - timing[i].time)
-            .map_err(|_| "hint sample longer than 2^32 ticks".to_string())?;
+        let Ok(d) = u32::try_from(end - timing[i].time) else {
+            return Ok(Err("hint sample longer than 2^32 ticks".to_string()));
+        };
+        timing[i].duration = d;
     }
     let mut stats = PlanStats::default();
     for p in samples.iter().flat_map(|s| &s.packets) {
         stats.packets += 1;
-        stats.payload_bytes += u64::from(p.payload_len());
-        stats.max_packet_size = stats.max_packet_size.max(p.payload_len() + RTP_HEADER_LEN);
+        stats.payload_bytes = stats
+            .payload_bytes
+            .saturating_add(u64::from(p.payload_len()));
+        stats.max_packet_size = stats
+            .max_packet_size
+            .max(p.payload_len().saturating_add(RTP_HEADER_LEN));
     }
+    meter
+        .records(track.edits.len() as u64, size_of::<EditEntry>())
+        .map_err(at_sample(count.saturating_sub(1)))?;
     let edits = track
         .edits
         .iter()
@@ -341,7 +477,7 @@ fn plan_track(
             media_time: if e.media_time < 0 {
                 e.media_time
             } else {
-                rescale(e.media_time as u64, ts, clock) as i64
+                i64::try_from(rescale(e.media_time as u64, ts, clock)).unwrap_or(i64::MAX)
             },
             ..*e
         })
@@ -363,7 +499,7 @@ fn plan_track(
     plan.sdp = packetizer
         .media_sdp(payload_type)
         .to_track_sdp(plan.bitrate_kbps(), hint_track_id);
-    Ok(plan)
+    Ok(Ok(plan))
 }
 
 #[cfg(test)]

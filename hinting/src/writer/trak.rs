@@ -181,7 +181,11 @@ fn hdlr(b: &mut BoxBuf, quicktime: bool) {
 /// avgbitrate (bit/s).
 fn hmhd(b: &mut BoxBuf, plan: &TrackPlan) {
     let packets = plan.stats.packets.max(1);
-    let total_bytes = plan.stats.payload_bytes + plan.stats.packets * u64::from(RTP_HEADER_LEN);
+    let total_bytes = plan
+        .stats
+        .packets
+        .saturating_mul(u64::from(RTP_HEADER_LEN))
+        .saturating_add(plan.stats.payload_bytes);
     let avg_pdu = total_bytes / packets;
     let seconds = plan.duration as f64 / f64::from(plan.clock_rate.max(1));
     let avg_bitrate = if seconds > 0.0 {
@@ -196,7 +200,7 @@ fn hmhd(b: &mut BoxBuf, plan: &TrackPlan) {
         plan.samples[i]
             .packets
             .iter()
-            .map(|p| u64::from(p.payload_len() + RTP_HEADER_LEN) * 8)
+            .map(|p| (u64::from(p.payload_len()) + u64::from(RTP_HEADER_LEN)) * 8)
             .sum()
     };
     for i in 0..plan.samples.len() {
