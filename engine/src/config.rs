@@ -101,6 +101,12 @@ pub struct ServeArgs {
     /// client's own (repeatable); any other gets 403.
     #[arg(long)]
     pub allow_destination: Vec<String>,
+    /// Access log flags.
+    #[command(flatten)]
+    pub access_log: crate::access_log::AccessLogArgs,
+    /// Admin endpoint flags.
+    #[command(flatten)]
+    pub admin: crate::admin::AdminArgs,
     /// Largest |Scale| of trick play (RFC 2326 §12.34), 1..=1000; larger
     /// requests get this [default: 8].
     #[arg(long)]
@@ -153,6 +159,30 @@ pub struct FileConfig {
     pub redirect_when_full: Option<Vec<String>>,
     /// See `--allow-destination`.
     pub allow_destination: Option<Vec<String>>,
+    /// See `--access-log`.
+    pub access_log: Option<PathBuf>,
+    /// See `--access-log-format`.
+    pub access_log_format: Option<crate::access_log::LogFormat>,
+    /// See `--access-log-max-bytes`.
+    pub access_log_max_bytes: Option<u64>,
+    /// See `--access-log-keep`.
+    pub access_log_keep: Option<u32>,
+    /// Access log records queued before more are dropped (and counted).
+    pub access_log_queue: Option<usize>,
+    /// See `--admin`.
+    pub admin: Option<SocketAddr>,
+    /// Bearer token of the admin API.
+    pub admin_token: Option<crate::admin::Secret>,
+    /// See `--admin-token-file`.
+    pub admin_token_file: Option<PathBuf>,
+    /// Basic-auth user of the admin API.
+    pub admin_user: Option<String>,
+    /// Basic-auth password of the admin API.
+    pub admin_password: Option<crate::admin::Secret>,
+    /// File holding the Basic-auth password of the admin API.
+    pub admin_password_file: Option<PathBuf>,
+    /// How long the admin API waits for the shards, ms.
+    pub admin_timeout_ms: Option<u64>,
     /// `[auth]`: users, groups, access files, signed URLs, subnet rules.
     pub auth: Option<crate::access::AuthConfig>,
 }
@@ -174,6 +204,10 @@ pub struct Config {
     pub auth: crate::access::AuthConfig,
     /// Server-wide limits.
     pub limits: LimitsConfig,
+    /// The access log, when on.
+    pub access_log: Option<crate::access_log::AccessLogConfig>,
+    /// The admin endpoint, when on.
+    pub admin: Option<crate::admin::AdminConfig>,
     /// The flags this configuration was resolved from (for reload).
     pub args: ServeArgs,
 }
@@ -231,6 +265,8 @@ impl Config {
                 shard: ShardConfig::default(),
                 auth: crate::access::AuthConfig::default(),
                 limits: LimitsConfig::default(),
+                access_log: None,
+                admin: None,
                 args: ServeArgs::default(),
             },
         }
@@ -321,6 +357,30 @@ impl Config {
                 parse_net(c).map_err(|e| ConfigError::Invalid(format!("allow_destination: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let access_log = crate::access_log::AccessLogConfig::resolve(
+            &args.access_log,
+            &crate::access_log::AccessLogKeys {
+                access_log: file.access_log.clone(),
+                access_log_format: file.access_log_format,
+                access_log_max_bytes: file.access_log_max_bytes,
+                access_log_keep: file.access_log_keep,
+                access_log_queue: file.access_log_queue,
+            },
+        )
+        .map_err(ConfigError::Invalid)?;
+        let admin = crate::admin::AdminConfig::resolve(
+            &args.admin,
+            &crate::admin::AdminKeys {
+                admin: file.admin,
+                admin_token: file.admin_token.clone(),
+                admin_token_file: file.admin_token_file.clone(),
+                admin_user: file.admin_user.clone(),
+                admin_password: file.admin_password.clone(),
+                admin_password_file: file.admin_password_file.clone(),
+                admin_timeout_ms: file.admin_timeout_ms,
+            },
+        )
+        .map_err(ConfigError::Invalid)?;
         let auth = file.auth.unwrap_or_default();
         auth.validate()
             .map_err(|e| ConfigError::Invalid(format!("[auth] {e}")))?;
@@ -348,6 +408,8 @@ impl Config {
         Ok(Config {
             auth,
             limits,
+            access_log,
+            admin,
             args: args.clone(),
             cores,
             media: args

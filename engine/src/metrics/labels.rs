@@ -348,3 +348,28 @@ mod tests {
         );
     }
 }
+
+impl From<crate::pipeline::CloseReason> for EndReason {
+    fn from(r: crate::pipeline::CloseReason) -> Self {
+        use crate::pipeline::CloseReason as C;
+        match r {
+            C::Teardown => EndReason::Teardown,
+            C::Timeout => EndReason::Timeout,
+            C::Disconnect => EndReason::Disconnect,
+            C::AdminKill => EndReason::AdminKill,
+            C::ServerStop => EndReason::ServerStop,
+            C::FileChanged => EndReason::FileChanged,
+            C::SlowClient => EndReason::SlowClient,
+        }
+    }
+}
+
+impl Transport {
+    /// The transport of a session's first set-up track (UDP when none).
+    pub fn of(s: &crate::session::Session) -> Transport {
+        match s.tracks().first().map(|t| *t.transport()) {
+            Some(crate::session::TrackTransport::Interleaved { .. }) => Transport::Tcp,
+            _ => Transport::Udp,
+        }
+    }
+}

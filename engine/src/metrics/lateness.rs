@@ -30,7 +30,7 @@ pub fn lateness_slot(late_us: u64) -> usize {
 
 /// A shard-local, non-atomic lateness histogram for one tick (or any
 /// batch). `Default` is empty.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LatenessTally {
     /// Packets per bucket (not cumulative), indexed like
     /// [`LATENESS_BOUNDS_US`] plus `+Inf`.

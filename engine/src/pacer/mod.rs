@@ -59,6 +59,9 @@ pub struct TickStats {
     pub finished: u64,
     /// True when the sink filled up and due packets were left for later.
     pub sink_full: bool,
+    /// Lateness of every packet emitted, bucketed (for the metrics
+    /// histogram).
+    pub lateness: crate::metrics::LatenessTally,
 }
 
 /// Pacer state of one shard: the wheel and reusable scratch space.
@@ -227,6 +230,7 @@ fn emit_session(
                 stats.late += 1;
             }
             stats.max_late_us = stats.max_late_us.max(late);
+            stats.lateness.observe(late);
             stats.packets += 1;
             stats.bytes += (len + p.payload_len as usize) as u64;
             t.sent(p, len);

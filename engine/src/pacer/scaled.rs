@@ -144,6 +144,7 @@ impl<S: PacketSink> Emitter<'_, S> {
             self.stats.late += 1;
         }
         self.stats.max_late_us = self.stats.max_late_us.max(late);
+        self.stats.lateness.observe(late);
         self.stats.packets += 1;
         self.stats.bytes += (len + p.payload_len as usize) as u64;
         t.sent_at(p, len, ts);

@@ -143,6 +143,8 @@ pub struct SessionSummary {
     pub file_duration_us: u64,
     /// Why it ended.
     pub reason: CloseReason,
+    /// Its state when it ended.
+    pub state: crate::session::SessionState,
 }
 
 impl SessionSummary {
@@ -196,6 +198,7 @@ impl SessionSummary {
             file_size: file.map.len() as u64,
             file_duration_us: file.duration_us,
             reason,
+            state: s.state(),
         }
     }
 

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use crate::catalog::Catalog;
+use crate::metrics::ServerMetrics;
 use crate::shard::{CompileJob, ShardHandle, ShardMsg};
 
 /// Starts the compile thread; jobs go in through the returned sender.
@@ -15,13 +16,19 @@ use crate::shard::{CompileJob, ShardHandle, ShardMsg};
 pub fn spawn(
     catalog: Arc<dyn Catalog>,
     shards: Vec<ShardHandle>,
+    metrics: Arc<ServerMetrics>,
 ) -> std::io::Result<mpsc::Sender<CompileJob>> {
     let (tx, rx) = mpsc::channel::<CompileJob>();
     std::thread::Builder::new()
         .name("compile".into())
         .spawn(move || {
             for job in rx {
+                let fresh = matches!(catalog.lookup(&job.path), crate::catalog::Lookup::Pending);
+                let started = std::time::Instant::now();
                 let _ = catalog.compile(&job.path);
+                if fresh {
+                    metrics.observe_compile(started.elapsed());
+                }
                 if let Some(shard) = shards.get(job.shard) {
                     shard.send(ShardMsg::Compiled(job.path));
                 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 pub struct ServerLoad {
     sessions: AtomicUsize,
     shard_bps: Box<[AtomicU64]>,
+    shard_connections: Box<[AtomicUsize]>,
 }
 
 impl ServerLoad {
@@ -17,6 +18,7 @@ impl ServerLoad {
         ServerLoad {
             sessions: AtomicUsize::new(0),
             shard_bps: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            shard_connections: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
         }
     }
 
@@ -41,6 +43,21 @@ impl ServerLoad {
         if let Some(a) = self.shard_bps.get(shard) {
             a.store(bps, Ordering::Relaxed);
         }
+    }
+
+    /// Publishes shard `shard`'s open RTSP connections.
+    pub fn set_shard_connections(&self, shard: usize, n: usize) {
+        if let Some(a) = self.shard_connections.get(shard) {
+            a.store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Open RTSP connections, every shard together.
+    pub fn connections(&self) -> usize {
+        self.shard_connections
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// RTP send rate of every shard together, bit/s.

@@ -11,8 +11,10 @@
 //! # Ok(()) }
 //! ```
 
+mod admin_backend;
 mod compiler;
 mod load;
+mod ops;
 mod reload;
 mod watch;
 
@@ -175,6 +177,7 @@ impl ServerBuilder {
             None => Arc::new(fs_catalog(&config)?),
         };
         let n = config.cores;
+        let ops = Arc::new(ops::Ops::start(&config, n)?);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         // Bind everything first so that errors surface before any thread starts.
         // The listen address must be ours alone; port 0 becomes one port for all.
@@ -207,7 +210,7 @@ impl ServerBuilder {
         }
         let (offload, offload_pool) = Offload::start(2)
             .map_err(|e| ServerError::Startup(format!("cannot start offload threads: {e}")))?;
-        let compiler = compiler::spawn(catalog.clone(), handles.clone())
+        let compiler = compiler::spawn(catalog.clone(), handles.clone(), ops.metrics.clone())
             .map_err(|e| ServerError::Startup(format!("cannot start the compile thread: {e}")))?;
         let rules = load_access_rules(&config)?;
         let access: SharedRules = Arc::new(arc_swap::ArcSwap::from_pointee(rules));
@@ -222,6 +225,8 @@ impl ServerBuilder {
             access: access.clone(),
             limits: limits.clone(),
             load: load.clone(),
+            metrics: ops.shard_metrics.clone(),
+            access_log: ops.access_log_sender(),
         };
         let limiter = Arc::new(crate::shard::ip_limit::IpLimiter::new(
             config.shard.max_connections_per_ip,
@@ -253,6 +258,7 @@ impl ServerBuilder {
                 epoch,
                 limiter: limiter.clone(),
                 load: load.clone(),
+                metrics: ops.shard_metrics[index].clone(),
             };
             let ready = ready_tx.clone();
             let thread = std::thread::Builder::new()
@@ -291,8 +297,10 @@ impl ServerBuilder {
                 catalog: catalog.clone(),
                 log_level: self.log_level,
                 shards: handles.clone(),
+                ops: ops.clone(),
             }),
-            load,
+            load: load.clone(),
+            ops: ops.clone(),
         };
         let mut failure = None;
         for _ in 0..n {
@@ -309,8 +317,19 @@ impl ServerBuilder {
             running.wait();
             return Err(e);
         }
+        if let Err(e) = ops.start_admin(&config, handles.clone(), pinned.clone(), load) {
+            running.stopper().stop();
+            running.wait();
+            return Err(e);
+        }
+        ops.metrics.set_catalog_files(catalog.len() as u64);
         if watch_media {
-            watch::spawn(&config.media, catalog.clone(), running.handles.clone());
+            watch::spawn(
+                &config.media,
+                catalog.clone(),
+                running.handles.clone(),
+                ops.metrics.clone(),
+            );
         }
         for warning in crate::check_system::startup_warnings(&config) {
             tracing::warn!("{warning}");
@@ -364,6 +383,8 @@ struct Builtins {
     access: SharedRules,
     limits: Arc<LimitSettings>,
     load: Arc<ServerLoad>,
+    metrics: Vec<Arc<crate::metrics::ShardMetrics>>,
+    access_log: Option<crate::access_log::AccessLogSender>,
 }
 
 /// One shard's pipeline: the built-in extensions, then the registered ones.
@@ -383,6 +404,15 @@ fn build_pipeline(
         builtins.load.clone(),
     )));
     p.push(Box::new(builtin::Admission));
+    if let Some(m) = builtins.metrics.get(cx.shard) {
+        p.push(Box::new(builtin::MetricsHooks::new(m.clone())));
+    }
+    if let Some(sender) = &builtins.access_log {
+        p.push(Box::new(builtin::AccessLogging::new(
+            sender.clone(),
+            builtins.load.clone(),
+        )));
+    }
     for f in factories {
         p.push(f(cx));
     }
@@ -402,6 +432,7 @@ pub struct RunningServer {
     listen: SocketAddr,
     live: std::sync::Mutex<reload::Live>,
     load: Arc<ServerLoad>,
+    ops: Arc<ops::Ops>,
 }
 
 /// Stops a running server from any thread.
@@ -455,5 +486,6 @@ impl RunningServer {
         if let Some(pool) = pool {
             pool.join();
         }
+        self.ops.stop();
     }
 }

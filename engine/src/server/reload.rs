@@ -22,6 +22,7 @@ pub(super) struct Live {
     pub(super) catalog: Arc<dyn Catalog>,
     pub(super) log_level: Option<Box<LogLevelHook>>,
     pub(super) shards: Vec<crate::shard::ShardHandle>,
+    pub(super) ops: Arc<super::ops::Ops>,
 }
 
 /// Why a reload was refused (the running configuration stays).
@@ -97,7 +98,14 @@ impl RunningServer {
         }
         AccessControl::swap(&live.access, rules);
         changes.push("access rules reloaded".into());
-        if let Some(r) = super::watch::rescan_and_notify(&live.catalog, &live.shards) {
+        if let Some(note) = live.ops.reload(new) {
+            changes.push(note);
+        }
+        if let Some(r) = super::watch::rescan_and_notify(
+            &live.catalog,
+            &live.shards,
+            &live.ops.metrics,
+        ) {
             if !(r.added.is_empty() && r.removed.is_empty() && r.changed.is_empty()) {
                 changes.push(format!(
                     "media: {} added, {} removed, {} changed",

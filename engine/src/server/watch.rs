@@ -14,6 +14,7 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 
 use crate::catalog::{Catalog, RescanReport};
+use crate::metrics::ServerMetrics;
 use crate::shard::{ShardHandle, ShardMsg};
 
 /// How long the folder must be quiet before a rescan.
@@ -24,9 +25,11 @@ const QUIET: Duration = Duration::from_millis(300);
 pub(super) fn rescan_and_notify(
     catalog: &Arc<dyn Catalog>,
     shards: &[ShardHandle],
+    metrics: &ServerMetrics,
 ) -> Option<RescanReport> {
     match catalog.rescan()? {
         Ok(r) => {
+            metrics.set_catalog_files(catalog.len() as u64);
             if !(r.added.is_empty() && r.removed.is_empty() && r.changed.is_empty()) {
                 tracing::info!(
                     added = r.added.len(),
@@ -54,7 +57,12 @@ pub(super) fn rescan_and_notify(
 /// Starts the watcher thread for `root`. It stops when the shards do (a
 /// send fails) or when the watch cannot be set up (logged; the media folder
 /// is then only rescanned on SIGHUP).
-pub(super) fn spawn(root: &Path, catalog: Arc<dyn Catalog>, shards: Vec<ShardHandle>) {
+pub(super) fn spawn(
+    root: &Path,
+    catalog: Arc<dyn Catalog>,
+    shards: Vec<ShardHandle>,
+    metrics: Arc<ServerMetrics>,
+) {
     let (tx, rx) = mpsc::channel();
     let mut watcher = match notify::recommended_watcher(move |event| {
         let _ = tx.send(event);
@@ -76,7 +84,7 @@ pub(super) fn spawn(root: &Path, catalog: Arc<dyn Catalog>, shards: Vec<ShardHan
             while rx.recv().is_ok() {
                 // Let a copy or a burst of writes finish.
                 while rx.recv_timeout(QUIET).is_ok() {}
-                rescan_and_notify(&catalog, &shards);
+                rescan_and_notify(&catalog, &shards, &metrics);
             }
         });
     if let Err(e) = spawned {

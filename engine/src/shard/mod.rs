@@ -24,6 +24,7 @@ pub mod ip_limit;
 pub mod mailbox;
 pub mod net;
 pub mod ops;
+mod admin;
 mod router;
 mod rtcp_send;
 pub mod slots;
@@ -145,6 +146,11 @@ pub enum ShardMsg {
         /// Where to answer.
         reply: Sender<bool>,
     },
+    /// List the shard's sessions (admin API).
+    ListSessions {
+        /// Where to answer.
+        reply: Sender<Vec<crate::admin::SessionInfo>>,
+    },
     /// These catalog paths were rewritten in place: end the sessions still
     /// playing their old bytes.
     FilesChanged(Arc<Vec<String>>),
@@ -255,6 +261,8 @@ pub struct ShardParts {
     pub limiter: Arc<ip_limit::IpLimiter>,
     /// Where the shard publishes its send rate.
     pub load: Arc<crate::server::ServerLoad>,
+    /// The shard's metrics block.
+    pub metrics: Arc<crate::metrics::ShardMetrics>,
 }
 
 /// A request parked until its file is compiled.
@@ -292,6 +300,8 @@ pub struct Shard {
     expired: Vec<(ConnId, conns::Expiry)>,
     stopping: bool,
     load: Arc<crate::server::ServerLoad>,
+    metrics: Arc<crate::metrics::ShardMetrics>,
+    stats_since: Instant,
 }
 
 /// How often connection deadlines are checked, µs.
@@ -333,6 +343,7 @@ impl Shard {
             epoch,
             limiter,
             load,
+            metrics,
         } = parts;
         let driver = Driver::new(config.ring_entries).map_err(ShardError::Uring)?;
         let v6 = config.listen.is_ipv6();
@@ -376,6 +387,8 @@ impl Shard {
             expired: Vec::new(),
             stopping: false,
             load,
+            metrics,
+            stats_since: Instant::now(),
         })
     }
 
@@ -427,10 +440,18 @@ impl Shard {
             if events.housekeeping {
                 self.load
                     .set_shard_rate(self.index, self.endpoint.send_rate_bps());
+                self.load
+                    .set_shard_connections(self.index, self.conns.len());
             }
             if events.stats {
                 let (wait, submit_errors) = self.driver.take_wait_stats();
                 self.stats.add_wait(&wait, submit_errors);
+                // Busy share: the part of the window not spent waiting in
+                // io_uring_enter.
+                let window = self.stats_since.elapsed().as_micros().max(1) as f64;
+                self.metrics
+                    .set_busy_share((1.0 - self.stats.enter_us as f64 / window).clamp(0.0, 1.0));
+                self.stats_since = Instant::now();
                 self.stats
                     .log(self.index, self.endpoint.controller().len(), 10);
             }
@@ -692,6 +713,7 @@ impl Shard {
         if c.queued_bytes() > self.config.tcp_backlog_bytes {
             tracing::info!(shard = self.index, peer = %c.peer(), queued = c.queued_bytes(), "client is not reading; dropping it");
             self.stats.dropped_slow += 1;
+            self.metrics.tcp_backlog_drop();
             self.close_conn(id, CloseReason::SlowClient, now);
             return;
         }
@@ -759,6 +781,9 @@ impl Shard {
                     let found = self.endpoint.end_session(id, reason, now, unix_now_us());
                     let _ = reply.send(found);
                 }
+                ShardMsg::ListSessions { reply } => {
+                    let _ = reply.send(admin::session_infos(&self.endpoint, self.index, now));
+                }
                 ShardMsg::FilesChanged(paths) => {
                     self.endpoint.files_changed(&paths, now, unix_now_us());
                 }
@@ -776,6 +801,10 @@ impl Shard {
         );
         let tick = self.endpoint.tick(now, unix, &mut sink);
         self.stats.add_tick(&tick);
+        self.metrics.add_tick(&tick);
+        if tick.packets > 0 {
+            self.metrics.add_lateness(&tick.lateness);
+        }
     }
 
     fn stop(&mut self) {
