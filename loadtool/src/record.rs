@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::media_kind::MediaKind;
 use crate::plan::Transport;
 
 /// Why a session failed, and where.
@@ -24,6 +25,8 @@ pub struct StreamRecord {
     pub control: String,
     /// SDP media type.
     pub media: String,
+    /// `video`, `audio` or `other`, from `media`.
+    pub kind: MediaKind,
     /// RTP clock rate, Hz.
     pub clock_rate: u32,
     /// SSRC (from the Transport reply or learnt from the first packet).
@@ -54,6 +57,13 @@ pub struct StreamRecord {
     pub sender_reports: u64,
     /// True when the server sent an RTCP BYE.
     pub bye: bool,
+    /// Local identifier of the RFC 5450 toffset extension the SDP announced
+    /// for this media; null when not announced (lateness and jitter then
+    /// come from the RTP timestamps alone).
+    pub toffset_id: Option<u8>,
+    /// Packets (not duplicates) that carried the toffset element and were
+    /// measured from their transmission time.
+    pub toffset_packets: u64,
 }
 
 /// One client.
@@ -96,6 +106,10 @@ pub struct Totals {
     pub after_stop: u64,
     /// Datagrams or interleaved frames that are not RTP.
     pub malformed_rtp: u64,
+    /// RTP packets of streams with the toffset extension announced whose
+    /// header extension does not parse (RFC 8285); measured as sent at their
+    /// RTP time.
+    pub bad_extension: u64,
     /// Interleaved frames on channels no track uses.
     pub unknown_channel: u64,
     /// RTCP packets received.

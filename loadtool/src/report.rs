@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::kernel::UdpCounters;
+use crate::media_kind::MediaKind;
 use crate::plan::{Transport, TransportMode};
 use crate::record::{SessionRecord, Totals};
 use crate::shared::lateness_histogram;
@@ -81,6 +82,9 @@ pub struct Packets {
     pub after_stop: u64,
     /// Datagrams or interleaved frames that are not RTP.
     pub malformed: u64,
+    /// Packets of streams with toffset announced whose RTP header extension
+    /// does not parse (measured as sent at their RTP time).
+    pub bad_extension: u64,
 }
 
 /// Byte counts.
@@ -144,6 +148,56 @@ pub struct MsDistribution {
     pub max: f64,
     /// Values recorded.
     pub samples: u64,
+}
+
+/// Lateness, earliness and jitter of the streams of one media kind.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MediaReport {
+    /// Streams of this kind.
+    pub streams: u64,
+    /// RTP packets counted, duplicates included.
+    pub packets: u64,
+    /// Streams whose SDP announced the RFC 5450 toffset extension.
+    pub toffset_streams: u64,
+    /// Packets measured from their transmission time (RTP timestamp +
+    /// toffset).
+    pub toffset_packets: u64,
+    /// Lateness, µs (early packets count as 0).
+    pub lateness_us: Lateness,
+    /// Earliness of early packets, µs.
+    pub earliness_us: Earliness,
+    /// Final RFC 3550 jitter of each stream with ≥ 2 packets, ms.
+    pub jitter_ms: MsDistribution,
+}
+
+/// [`MediaReport`] per media kind (SDP `m=` line).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ByMedia {
+    /// `m=video` streams.
+    pub video: MediaReport,
+    /// `m=audio` streams.
+    pub audio: MediaReport,
+    /// Streams of any other media type.
+    pub other: MediaReport,
+}
+
+impl ByMedia {
+    /// The report of `kind`.
+    pub fn get(&self, kind: MediaKind) -> &MediaReport {
+        match kind {
+            MediaKind::Video => &self.video,
+            MediaKind::Audio => &self.audio,
+            MediaKind::Other => &self.other,
+        }
+    }
+
+    fn get_mut(&mut self, kind: MediaKind) -> &mut MediaReport {
+        match kind {
+            MediaKind::Video => &mut self.video,
+            MediaKind::Audio => &mut self.audio,
+            MediaKind::Other => &mut self.other,
+        }
+    }
 }
 
 /// RTCP counts.
@@ -269,6 +323,8 @@ pub struct Report {
     pub earliness_us: Earliness,
     /// RFC 3550 jitter at the end of each stream, ms, over streams.
     pub jitter_ms: MsDistribution,
+    /// Lateness, earliness and jitter per media kind.
+    pub media: ByMedia,
     /// Connect to PLAY reply, ms, over sessions that played.
     pub setup_ms: MsDistribution,
     /// RTCP.
@@ -342,6 +398,39 @@ fn ms_distribution(h: &Histogram<u64>) -> MsDistribution {
     }
 }
 
+/// Lateness percentiles of `h` (µs), with `early_packets` early packets.
+fn lateness_of(h: &Histogram<u64>, early_packets: u64) -> Lateness {
+    if h.is_empty() {
+        return Lateness {
+            early_packets,
+            ..Lateness::default()
+        };
+    }
+    Lateness {
+        p50: h.value_at_quantile(0.5),
+        p90: h.value_at_quantile(0.9),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        max: h.max(),
+        mean: h.mean(),
+        samples: h.len(),
+        early_packets,
+    }
+}
+
+/// Earliness percentiles of `h` (µs).
+fn earliness_of(h: &Histogram<u64>) -> Earliness {
+    if h.is_empty() {
+        return Earliness::default();
+    }
+    Earliness {
+        p50: h.value_at_quantile(0.5),
+        p99: h.value_at_quantile(0.99),
+        max: h.max(),
+        packets: h.len(),
+    }
+}
+
 fn cpu_of(t: &crate::cpu::CpuTimes, packets: u64) -> Cpu {
     Cpu {
         user_s: t.user.as_secs_f64(),
@@ -362,6 +451,7 @@ fn add_totals(sum: &mut Totals, t: &Totals) {
     sum.unknown_ssrc += t.unknown_ssrc;
     sum.after_stop += t.after_stop;
     sum.malformed_rtp += t.malformed_rtp;
+    sum.bad_extension += t.bad_extension;
     sum.unknown_channel += t.unknown_channel;
     sum.rtcp_received += t.rtcp_received;
     sum.rtcp_sent += t.rtcp_sent;
@@ -378,6 +468,7 @@ pub fn build(
     let mut totals = Totals::default();
     let mut lateness = lateness_histogram();
     let mut earliness = lateness_histogram();
+    let mut kind_lateness: [crate::worker::KindLateness; 3] = Default::default();
     let mut sessions = Vec::new();
     let mut errors = Vec::new();
     let mut rcvbuf = usize::MAX;
@@ -391,8 +482,12 @@ pub fn build(
             );
         }
         add_totals(&mut totals, &r.totals);
-        let _ = lateness.add(&r.lateness);
-        let _ = earliness.add(&r.earliness);
+        for (sum, k) in kind_lateness.iter_mut().zip(&r.by_kind) {
+            let _ = lateness.add(&k.lateness);
+            let _ = earliness.add(&k.earliness);
+            let _ = sum.lateness.add(&k.lateness);
+            let _ = sum.earliness.add(&k.earliness);
+        }
         sessions.extend(r.sessions);
         if let Some(e) = r.error {
             errors.push(e);
@@ -418,6 +513,8 @@ pub fn build(
     };
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let mut jitter = ms_histogram();
+    let mut kind_jitter = [ms_histogram(), ms_histogram(), ms_histogram()];
+    let mut media = ByMedia::default();
     let mut setup = ms_histogram();
     let mut reconnects = 0u64;
     for s in &sessions {
@@ -442,8 +539,15 @@ pub fn build(
             packets.reordered += st.reordered;
             rtcp.sender_reports += st.sender_reports;
             rtcp.byes += u64::from(st.bye);
+            let m = media.get_mut(st.kind);
+            m.streams += 1;
+            m.packets += st.packets;
+            m.toffset_streams += u64::from(st.toffset_id.is_some());
+            m.toffset_packets += st.toffset_packets;
             if st.packets > 1 {
-                jitter.saturating_record((st.jitter_ms * 1000.0).round() as u64);
+                let us = (st.jitter_ms * 1000.0).round() as u64;
+                jitter.saturating_record(us);
+                kind_jitter[st.kind.index()].saturating_record(us);
             }
         }
     }
@@ -451,29 +555,21 @@ pub fn build(
     packets.unknown_ssrc = totals.unknown_ssrc;
     packets.after_stop = totals.after_stop;
     packets.malformed = totals.malformed_rtp;
+    packets.bad_extension = totals.bad_extension;
     packets.loss_pct = if packets.expected == 0 {
         0.0
     } else {
         packets.lost as f64 * 100.0 / packets.expected as f64
     };
 
-    let lateness_us = if lateness.is_empty() {
-        Lateness {
-            early_packets: totals.early_packets,
-            ..Lateness::default()
-        }
-    } else {
-        Lateness {
-            p50: lateness.value_at_quantile(0.5),
-            p90: lateness.value_at_quantile(0.9),
-            p99: lateness.value_at_quantile(0.99),
-            p999: lateness.value_at_quantile(0.999),
-            max: lateness.max(),
-            mean: lateness.mean(),
-            samples: lateness.len(),
-            early_packets: totals.early_packets,
-        }
-    };
+    let lateness_us = lateness_of(&lateness, totals.early_packets);
+    for kind in MediaKind::ALL {
+        let k = &kind_lateness[kind.index()];
+        let m = media.get_mut(kind);
+        m.lateness_us = lateness_of(&k.lateness, k.earliness.len());
+        m.earliness_us = earliness_of(&k.earliness);
+        m.jitter_ms = ms_distribution(&kind_jitter[kind.index()]);
+    }
 
     let window = facts.duration_s;
     let rates = if window > 0.0 {
@@ -537,17 +633,9 @@ pub fn build(
         },
         rates,
         lateness_us,
-        earliness_us: if earliness.is_empty() {
-            Earliness::default()
-        } else {
-            Earliness {
-                p50: earliness.value_at_quantile(0.5),
-                p99: earliness.value_at_quantile(0.99),
-                max: earliness.max(),
-                packets: earliness.len(),
-            }
-        },
+        earliness_us: earliness_of(&earliness),
         jitter_ms: ms_distribution(&jitter),
+        media,
         setup_ms: ms_distribution(&setup),
         rtcp,
         rtsp: Rtsp {

@@ -229,8 +229,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
         .map(|h| {
             h.join().unwrap_or_else(|_| crate::worker::WorkerResult {
                 sessions: Vec::new(),
-                lateness: crate::shared::lateness_histogram(),
-                earliness: crate::shared::lateness_histogram(),
+                by_kind: Default::default(),
                 totals: Default::default(),
                 udp_pairs: 0,
                 rcvbuf: 0,

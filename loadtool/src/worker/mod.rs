@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::demux::{Demux, StreamId};
+use crate::media_kind::MediaKind;
 use crate::net::epoll::{Epoll, READ};
 use crate::net::udp::{RecvBatch, UdpPair, RTCP_SLOT, RTP_HEAD};
 use crate::plan::{ClientPlan, Transport};
@@ -70,15 +71,31 @@ pub struct WorkerConfig {
     pub rr_interval: Duration,
 }
 
+/// Lateness distributions of the packets of one media kind.
+#[derive(Debug, Clone)]
+pub struct KindLateness {
+    /// Lateness of every packet counted, µs (negative values as 0).
+    pub lateness: Histogram<u64>,
+    /// How early the early packets were, µs.
+    pub earliness: Histogram<u64>,
+}
+
+impl Default for KindLateness {
+    fn default() -> Self {
+        Self {
+            lateness: lateness_histogram(),
+            earliness: lateness_histogram(),
+        }
+    }
+}
+
 /// What a worker hands back.
 #[derive(Debug)]
 pub struct WorkerResult {
     /// Its sessions.
     pub sessions: Vec<SessionRecord>,
-    /// Lateness of every packet counted, µs (negative values as 0).
-    pub lateness: Histogram<u64>,
-    /// How early the early packets were, µs.
-    pub earliness: Histogram<u64>,
+    /// Lateness per media kind, indexed by [`MediaKind::index`].
+    pub by_kind: [KindLateness; 3],
     /// Counters.
     pub totals: Totals,
     /// UDP port pairs it used.
@@ -112,8 +129,7 @@ pub fn spawn(
                 Ok(worker) => worker.run(),
                 Err(e) => WorkerResult {
                     sessions: Vec::with_capacity(n),
-                    lateness: lateness_histogram(),
-                    earliness: lateness_histogram(),
+                    by_kind: Default::default(),
                     totals: Totals::default(),
                     udp_pairs: 0,
                     rcvbuf: 0,
@@ -140,6 +156,11 @@ struct StreamMeta {
     ssrc: Option<u32>,
     /// Source-port key used while the SSRC is unknown.
     source_port: Option<u16>,
+    /// Media kind (from the SDP `m=` line).
+    kind: MediaKind,
+    /// Local identifier of the RFC 5450 toffset extension, when the SDP
+    /// announced it for this media.
+    toffset_id: Option<u8>,
 }
 
 /// One worker's state.
@@ -159,8 +180,7 @@ struct Worker {
     rtp_batch: RecvBatch,
     rtcp_batch: RecvBatch,
     scratch: Vec<u8>,
-    lateness: Histogram<u64>,
-    earliness: Histogram<u64>,
+    by_kind: [KindLateness; 3],
     interval: Histogram<u64>,
     totals: Totals,
     rr_buf: [u8; crate::rtcp::MAX_RR + 4],
@@ -219,8 +239,7 @@ impl Worker {
             rtp_batch: RecvBatch::new(RTP_HEAD),
             rtcp_batch: RecvBatch::new(RTCP_SLOT),
             scratch: vec![0u8; 64 * 1024],
-            lateness: lateness_histogram(),
-            earliness: lateness_histogram(),
+            by_kind: Default::default(),
             interval: lateness_histogram(),
             totals: Totals::default(),
             rr_buf: [0u8; crate::rtcp::MAX_RR + 4],
@@ -437,8 +456,7 @@ impl Worker {
             .collect();
         WorkerResult {
             sessions,
-            lateness: std::mem::replace(&mut self.lateness, lateness_histogram()),
-            earliness: std::mem::replace(&mut self.earliness, lateness_histogram()),
+            by_kind: std::mem::take(&mut self.by_kind),
             totals: std::mem::take(&mut self.totals),
             udp_pairs: self.pairs.len(),
             rcvbuf: self
@@ -465,6 +483,7 @@ impl Worker {
                 StreamRecord {
                     control: r.control.clone(),
                     media: r.media.clone(),
+                    kind: self.meta[r.stream as usize].kind,
                     clock_rate: st.clock_rate,
                     ssrc: self.meta[r.stream as usize].ssrc,
                     rtp_info_seq: r.rtp_info_seq,
@@ -480,6 +499,8 @@ impl Worker {
                     lateness_max_us: has.then_some(st.lateness_max_us).filter(|v| *v != i64::MIN),
                     sender_reports: st.sr_received,
                     bye: st.bye,
+                    toffset_id: self.meta[r.stream as usize].toffset_id,
+                    toffset_packets: st.toffset_packets,
                 }
             })
             .collect();
@@ -499,14 +520,24 @@ impl Worker {
         }
     }
 
-    /// Registers a new stream and returns its id.
-    fn new_stream(&mut self, clock_rate: u32, pair: Option<u16>) -> StreamId {
+    /// Registers a new stream of media `kind` with RTP clock `clock_rate`
+    /// (Hz), received on UDP pair `pair` (None: interleaved), whose packets
+    /// carry the toffset extension as `toffset_id`, and returns its id.
+    fn new_stream(
+        &mut self,
+        clock_rate: u32,
+        pair: Option<u16>,
+        kind: MediaKind,
+        toffset_id: Option<u8>,
+    ) -> StreamId {
         let id = self.streams.len() as StreamId;
         self.streams.push(StreamStats::new(clock_rate));
         self.meta.push(StreamMeta {
             pair,
             ssrc: None,
             source_port: None,
+            kind,
+            toffset_id,
         });
         id
     }

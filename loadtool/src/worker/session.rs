@@ -446,8 +446,13 @@ impl Worker {
         else {
             return true;
         };
-        let (control, media, clock_rate) =
-            (info.control.clone(), info.media.clone(), info.clock_rate);
+        let (control, media, clock_rate, kind, toffset_id) = (
+            info.control.clone(),
+            info.media.clone(),
+            info.clock_rate,
+            info.kind,
+            info.toffset_id,
+        );
         let transport = s.plan.transport;
         let server_ip = reply
             .source
@@ -460,7 +465,7 @@ impl Worker {
             return false;
         }
         let pair = s.pair;
-        let stream = self.new_stream(clock_rate, pair);
+        let stream = self.new_stream(clock_rate, pair, kind, toffset_id);
         let mut r = StreamRef {
             stream,
             control,

@@ -1,12 +1,52 @@
 //! A small scripted RTSP server for the load tool's tests: it answers with
-//! canned replies, or streams a given list of RTP packets (sequence number,
-//! timestamp) so that loss, duplicates and reordering are known exactly.
+//! canned replies, or streams given lists of RTP packets (sequence number,
+//! timestamp, optional RFC 5450 transmission time offset) at given times, so
+//! that loss, duplicates, reordering and lateness are known exactly.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// One RTP packet to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// Sequence number.
+    pub seq: u16,
+    /// RTP timestamp.
+    pub ts: u32,
+    /// Transmission time offset (RTP ticks) to carry in the toffset header
+    /// extension, when the track has one.
+    pub toffset: Option<i32>,
+}
+
+impl From<(u16, u32)> for Sent {
+    fn from((seq, ts): (u16, u32)) -> Self {
+        Self {
+            seq,
+            ts,
+            toffset: None,
+        }
+    }
+}
+
+/// One track of a scripted presentation.
+#[derive(Debug, Clone)]
+pub struct TrackScript {
+    /// SDP media type (`video`, `audio`).
+    pub media: &'static str,
+    /// RTP payload type.
+    pub payload_type: u8,
+    /// `a=rtpmap` encoding, e.g. `H264/90000`.
+    pub rtpmap: &'static str,
+    /// Announce `a=extmap:<id> urn:ietf:params:rtp-hdrext:toffset` and send
+    /// the toffset element (after an unrelated one-byte element with id 1)
+    /// in the packets whose `toffset` is set.
+    pub toffset_id: Option<u8>,
+    /// Packets in send order, each with its send time after the PLAY reply.
+    pub packets: Vec<(Duration, Sent)>,
+}
 
 /// What the server does.
 #[derive(Debug, Clone)]
@@ -27,6 +67,97 @@ pub enum Behaviour {
         /// Whether SETUP replies name the SSRC.
         ssrc_in_transport: bool,
     },
+    /// Play these tracks (`trackID=1`, `trackID=2`, …), each packet at its
+    /// time after PLAY, paced against the clock (not by sleeping a fixed
+    /// interval after each send, which would drift).
+    Tracks {
+        /// Tracks in SDP order.
+        tracks: Vec<TrackScript>,
+        /// Whether SETUP replies name the SSRC.
+        ssrc_in_transport: bool,
+    },
+}
+
+impl Behaviour {
+    /// The tracks to play, for the streaming behaviours.
+    fn tracks(&self) -> Option<(Vec<TrackScript>, bool)> {
+        match self {
+            Behaviour::Stream {
+                packets,
+                interval,
+                ssrc_in_transport,
+            } => Some((
+                vec![TrackScript {
+                    media: "video",
+                    payload_type: 96,
+                    rtpmap: "H264/90000",
+                    toffset_id: None,
+                    packets: packets
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &p)| (*interval * i as u32, p.into()))
+                        .collect(),
+                }],
+                *ssrc_in_transport,
+            )),
+            Behaviour::Tracks {
+                tracks,
+                ssrc_in_transport,
+            } => Some((tracks.clone(), *ssrc_in_transport)),
+            _ => None,
+        }
+    }
+}
+
+/// A video track in IBBP decode order: `frames` frames `frame` apart at
+/// 90 kHz, one packet each, sent at their decode times while their RTP
+/// timestamps are presentation times (I0 P3 B1 B2 P6 B4 B5 …). Each packet's
+/// transmission time offset (RFC 5450: send time − RTP time) is set; it is
+/// sent only when `toffset_id` is given.
+pub fn bframe_video(frames: usize, frame: Duration, toffset_id: Option<u8>) -> TrackScript {
+    let ticks = (frame.as_micros() * 90 / 1000) as i64;
+    let ts0: u32 = 0x7fff_0000;
+    let packets = (0..frames)
+        .map(|d| {
+            let pts = match d {
+                0 => 0,
+                _ if (d - 1) % 3 == 0 => d + 2,
+                _ => d - 1,
+            };
+            let offset = (d as i64 - pts as i64) * ticks;
+            let sent = Sent {
+                seq: 1000u16.wrapping_add(d as u16),
+                ts: ts0.wrapping_add((pts as i64 * ticks) as u32),
+                toffset: Some(offset as i32),
+            };
+            (frame * d as u32, sent)
+        })
+        .collect();
+    TrackScript {
+        media: "video",
+        payload_type: 96,
+        rtpmap: "H264/90000",
+        toffset_id,
+        packets,
+    }
+}
+
+/// An AAC-like audio track at 44.1 kHz: `count` packets of 1024 samples,
+/// sent on time (23.22 ms apart), without header extensions.
+pub fn audio_track(count: usize) -> TrackScript {
+    let packets = (0..count)
+        .map(|i| {
+            let at = Duration::from_nanos(i as u64 * 1024 * 1_000_000_000 / 44_100);
+            (at, (7u16.wrapping_add(i as u16), (i as u32) * 1024).into())
+        })
+        .collect();
+    TrackScript {
+        media: "audio",
+        payload_type: 97,
+        rtpmap: "mpeg4-generic/44100/2",
+        toffset_id: None,
+        packets,
+    }
 }
 
 /// A running fake server; stops when dropped.
@@ -44,8 +175,26 @@ impl Drop for FakeServer {
 }
 
 const SSRC: u32 = 0x5EED_0001;
-const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=fake\r\nt=0 0\r\na=control:*\r\n\
-m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=1\r\n";
+
+fn sdp(tracks: &[TrackScript]) -> String {
+    let mut sdp =
+        String::from("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=fake\r\nt=0 0\r\na=control:*\r\n");
+    for (i, t) in tracks.iter().enumerate() {
+        sdp.push_str(&format!(
+            "m={} 0 RTP/AVP {pt}\r\na=rtpmap:{pt} {}\r\na=control:trackID={}\r\n",
+            t.media,
+            t.rtpmap,
+            i + 1,
+            pt = t.payload_type
+        ));
+        if let Some(id) = t.toffset_id {
+            sdp.push_str(&format!(
+                "a=extmap:{id} urn:ietf:params:rtp-hdrext:toffset\r\n"
+            ));
+        }
+    }
+    sdp
+}
 
 impl FakeServer {
     /// Starts a server on 127.0.0.1 with `behaviour`.
@@ -81,13 +230,31 @@ fn header<'a>(request: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-fn rtp(seq: u16, ts: u32) -> Vec<u8> {
-    let mut p = vec![0x80, 96];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&ts.to_be_bytes());
-    p.extend_from_slice(&SSRC.to_be_bytes());
-    p.extend_from_slice(&[0x65; 200]);
-    p
+/// An RTP packet, built by hand (not with the code under test): 12-byte
+/// header, then, with `toffset_id`, a one-byte-form extension block
+/// (0xBEDE, 2 words) holding an element with id 1 (1 byte), the toffset
+/// element (id, len=2, 24-bit big-endian two's complement) and 2 padding
+/// bytes; then 200 payload bytes.
+fn rtp(ssrc: u32, pt: u8, p: Sent, toffset_id: Option<u8>) -> Vec<u8> {
+    let extension = toffset_id.zip(p.toffset);
+    let mut out = vec![0x80 | if extension.is_some() { 0x10 } else { 0 }, pt];
+    out.extend_from_slice(&p.seq.to_be_bytes());
+    out.extend_from_slice(&p.ts.to_be_bytes());
+    out.extend_from_slice(&ssrc.to_be_bytes());
+    if let Some((id, offset)) = extension {
+        let o = offset.to_be_bytes();
+        out.extend_from_slice(&[0xBE, 0xDE, 0x00, 0x02, 0x10, 0x7f, id << 4 | 2]);
+        out.extend_from_slice(&[o[1], o[2], o[3], 0x00, 0x00]);
+    }
+    out.extend_from_slice(&[0x65; 200]);
+    out
+}
+
+/// Where one track's packets go.
+#[derive(Debug, Clone, Copy, Default)]
+struct Dest {
+    client_port: Option<u16>,
+    channel: Option<u8>,
 }
 
 fn serve(mut conn: TcpStream, behaviour: Behaviour, stop: Arc<AtomicBool>) {
@@ -96,10 +263,16 @@ fn serve(mut conn: TcpStream, behaviour: Behaviour, stop: Arc<AtomicBool>) {
         Err(_) => return,
     };
     let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
-    let udp = UdpSocket::bind("127.0.0.1:0").expect("bind fake server UDP");
+    // Interleaved packets leave at once, as from a real server (no Nagle
+    // delay of small writes while an ACK is outstanding).
+    let _ = conn.set_nodelay(true);
+    let (tracks, ssrc_in_transport) = behaviour.tracks().unwrap_or_default();
+    let sockets: Vec<UdpSocket> = (0..tracks.len().max(1))
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind fake server UDP"))
+        .collect();
+    let mut dests = vec![Dest::default(); tracks.len()];
+    let sdp = sdp(&tracks);
     let mut buf = Vec::new();
-    let mut client_port: Option<u16> = None;
-    let mut interleaved: Option<u8> = None;
     let mut chunk = [0u8; 4096];
     while !stop.load(Ordering::SeqCst) {
         let n = match conn.read(&mut chunk) {
@@ -130,52 +303,76 @@ fn serve(mut conn: TcpStream, behaviour: Behaviour, stop: Arc<AtomicBool>) {
         let request = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
         buf.drain(..end + 4);
         let method = request.split_whitespace().next().unwrap_or("").to_string();
+        let uri = request.split_whitespace().nth(1).unwrap_or("").to_string();
         let cseq = header(&request, "CSeq").unwrap_or("0").to_string();
+        let streaming = !tracks.is_empty();
         let reply = match (&behaviour, method.as_str()) {
             (Behaviour::Silent, _) => continue,
             (Behaviour::Garbage, _) => "\u{1}\u{2}this is not RTSP\r\n\r\n".to_string(),
             (Behaviour::DescribeStatus(code), "DESCRIBE") => format!("RTSP/1.0 {code} Nope\r\nCSeq: {cseq}\r\n\r\n"),
             (_, "OPTIONS") => format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n\r\n"),
             (_, "DESCRIBE") => format!(
-                "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Base: rtsp://{}/fake.mp4/\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+                "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Base: rtsp://{}/fake.mp4/\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
                 conn.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-                SDP.len()
+                sdp.len()
             ),
-            (Behaviour::Stream { ssrc_in_transport, .. }, "SETUP") => {
+            (_, "SETUP") if streaming => {
+                let track = uri
+                    .rsplit_once("trackID=")
+                    .and_then(|(_, n)| n.parse::<usize>().ok())
+                    .and_then(|n| n.checked_sub(1))
+                    .filter(|n| *n < tracks.len())
+                    .unwrap_or(0);
                 let t = header(&request, "Transport").unwrap_or("");
-                let ssrc = if *ssrc_in_transport { format!(";ssrc={SSRC:08X}") } else { String::new() };
+                let ssrc = if ssrc_in_transport {
+                    format!(";ssrc={:08X}", SSRC + track as u32)
+                } else {
+                    String::new()
+                };
                 let transport = if let Some(v) = t.split(';').find_map(|p| p.strip_prefix("interleaved=")) {
-                    interleaved = v.split('-').next().and_then(|c| c.parse().ok());
+                    dests[track].channel = v.split('-').next().and_then(|c| c.parse().ok());
                     format!("RTP/AVP/TCP;unicast;interleaved={v}{ssrc}")
                 } else {
                     let ports = t.split(';').find_map(|p| p.strip_prefix("client_port=")).unwrap_or("0-1");
-                    client_port = ports.split('-').next().and_then(|p| p.parse().ok());
-                    let server = udp.local_addr().map(|a| a.port()).unwrap_or(0);
+                    dests[track].client_port = ports.split('-').next().and_then(|p| p.parse().ok());
+                    let server = sockets[track].local_addr().map(|a| a.port()).unwrap_or(0);
                     format!("RTP/AVP;unicast;client_port={ports};server_port={server}-{}{ssrc}", server + 1)
                 };
                 format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 4242;timeout=60\r\nTransport: {transport}\r\n\r\n")
             }
-            (Behaviour::Stream { packets, interval, .. }, "PLAY") => {
+            (_, "PLAY") if streaming => {
                 let reply = format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 4242\r\n\r\n");
                 if conn.write_all(reply.as_bytes()).is_err() {
                     return;
                 }
-                for &(seq, ts) in packets {
-                    let p = rtp(seq, ts);
-                    let sent = match (interleaved, client_port) {
+                let mut schedule: Vec<(Duration, usize, Sent)> = tracks
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, t)| t.packets.iter().map(move |&(at, p)| (at, i, p)))
+                    .collect();
+                schedule.sort_by_key(|(at, _, _)| *at);
+                let start = Instant::now();
+                for (at, track, p) in schedule {
+                    let due = start + at;
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                    let t = &tracks[track];
+                    let packet = rtp(SSRC + track as u32, t.payload_type, p, t.toffset_id);
+                    let sent = match (dests[track].channel, dests[track].client_port) {
                         (Some(ch), _) => {
                             let mut frame = vec![b'$', ch];
-                            frame.extend_from_slice(&(p.len() as u16).to_be_bytes());
-                            frame.extend_from_slice(&p);
+                            frame.extend_from_slice(&(packet.len() as u16).to_be_bytes());
+                            frame.extend_from_slice(&packet);
                             conn.write_all(&frame).is_ok()
                         }
-                        (None, Some(port)) => udp.send_to(&p, (peer.ip(), port)).is_ok(),
+                        (None, Some(port)) => sockets[track].send_to(&packet, (peer.ip(), port)).is_ok(),
                         _ => false,
                     };
                     if !sent || stop.load(Ordering::SeqCst) {
                         return;
                     }
-                    std::thread::sleep(*interval);
                 }
                 continue;
             }
