@@ -6,6 +6,7 @@
 //! connections and a small pool of shared UDP socket pairs; RTP over UDP is
 //! demultiplexed by SSRC (see `README.md`).
 
+pub mod churn;
 pub mod cli;
 pub mod cpu;
 pub mod demux;

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::churn::Ending;
 use crate::media_kind::MediaKind;
 use crate::plan::Transport;
 
@@ -69,8 +70,19 @@ pub struct StreamRecord {
 /// One client.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionRecord {
-    /// Client number (start order).
+    /// Session number: the client number (start order) of a client's first
+    /// session; in churn mode generation × clients + slot.
     pub index: usize,
+    /// Client slot this session ran in (= `index` without churn).
+    pub slot: usize,
+    /// 0 for a slot's first session, n for its n-th replacement.
+    pub generation: u64,
+    /// Churn mode: the play time drawn for it, ms.
+    pub lifetime_ms: Option<f64>,
+    /// Churn mode: how it ended when its lifetime was reached (`teardown`
+    /// or `close`); null if it had not reached it (failed, or still playing
+    /// at the end of the run).
+    pub ended: Option<Ending>,
     /// URL played.
     pub url: String,
     /// Media transport.

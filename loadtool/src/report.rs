@@ -280,6 +280,34 @@ pub struct ServerCpu {
     pub cpu: Cpu,
 }
 
+/// Churn mode: settings and what happened to the sessions.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChurnReport {
+    /// Shortest lifetime (play time), s.
+    pub min_s: f64,
+    /// Longest lifetime, s.
+    pub max_s: f64,
+    /// Percent of ending sessions that close without TEARDOWN.
+    pub no_teardown_pct: f64,
+    /// Seed of the lifetime draws (`--seed` repeats the run's draws).
+    pub seed: u64,
+    /// Sessions started, first sessions and successors.
+    pub sessions: u64,
+    /// Sessions that reached the end of their lifetime.
+    pub ended: u64,
+    /// Ended sessions that left as intended: TEARDOWN answered 2xx, or the
+    /// connection closed without TEARDOWN by choice.
+    pub completed: u64,
+    /// Ended sessions torn down (TEARDOWN answered 2xx).
+    pub teardowns: u64,
+    /// Ended sessions that closed without TEARDOWN.
+    pub closed_without_teardown: u64,
+    /// Successor sessions started (generation ≥ 1).
+    pub replaced: u64,
+    /// Sessions that failed (any phase, TEARDOWN included).
+    pub failed: u64,
+}
+
 /// Pass / fail.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Verdict {
@@ -337,6 +365,8 @@ pub struct Report {
     pub cpu: ToolCpu,
     /// Server CPU (with `--server-pid`).
     pub server_cpu: Option<ServerCpu>,
+    /// Churn mode (`--churn`); null otherwise.
+    pub churn: Option<ChurnReport>,
     /// Failure cause → clients.
     pub failures: BTreeMap<String, u64>,
     /// Errors that stopped workers (sockets could not be created, …).
@@ -379,6 +409,8 @@ pub struct RunFacts {
     pub cpu: crate::cpu::CpuTimes,
     /// Server pid and CPU over the run.
     pub server_cpu: Option<(u32, crate::cpu::CpuTimes)>,
+    /// Churn settings, in churn mode.
+    pub churn: Option<crate::churn::Churn>,
 }
 
 fn ms_histogram() -> Histogram<u64> {
@@ -396,6 +428,33 @@ fn ms_distribution(h: &Histogram<u64>) -> MsDistribution {
         max: h.max() as f64 / 1000.0,
         samples: h.len(),
     }
+}
+
+/// What happened to the sessions of a churn run.
+fn churn_report(c: &crate::churn::Churn, sessions: &[SessionRecord]) -> ChurnReport {
+    use crate::churn::Ending;
+    let mut r = ChurnReport {
+        min_s: c.min.as_secs_f64(),
+        max_s: c.max.as_secs_f64(),
+        no_teardown_pct: c.no_teardown_pct,
+        seed: c.seed,
+        ..ChurnReport::default()
+    };
+    for s in sessions.iter().filter(|s| s.started) {
+        r.sessions += 1;
+        r.replaced += u64::from(s.generation > 0);
+        r.failed += u64::from(s.failure.is_some());
+        let Some(ended) = s.ended else { continue };
+        r.ended += 1;
+        if s.failure.is_none() {
+            match ended {
+                Ending::Teardown => r.teardowns += 1,
+                Ending::Close => r.closed_without_teardown += 1,
+            }
+        }
+    }
+    r.completed = r.teardowns + r.closed_without_teardown;
+    r
 }
 
 /// Lateness percentiles of `h` (µs), with `early_packets` early packets.
@@ -610,7 +669,13 @@ pub fn build(
             "{socket_drops} datagrams were dropped at the tool's own sockets (its receive buffers were full)"
         ));
     }
-    let not_run = clients.requested.saturating_sub(clients.started);
+    // First sessions that never started (successors that were still queued
+    // at the end are not sessions).
+    let not_run = sessions
+        .iter()
+        .filter(|s| s.generation == 0 && !s.started)
+        .count();
+    let churn = facts.churn.map(|c| churn_report(&c, &sessions));
     if not_run > 0 && !facts.interrupted {
         reasons.push(format!("{not_run} clients never started"));
     }
@@ -664,6 +729,7 @@ pub fn build(
             pid,
             cpu: cpu_of(&t, totals.packets),
         }),
+        churn,
         failures,
         errors,
         verdict: Verdict {

@@ -183,6 +183,23 @@ pub fn table(report: &Report) -> String {
             ),
         ));
     }
+    if let Some(c) = &r.churn {
+        rows.push((
+            "churn",
+            format!(
+                "lifetimes {}–{} s (seed {}); {} sessions, {} ended: {} torn down, {} closed without TEARDOWN; {} replaced; {} failed",
+                c.min_s,
+                c.max_s,
+                c.seed,
+                thousands(c.sessions),
+                thousands(c.ended),
+                thousands(c.teardowns),
+                thousands(c.closed_without_teardown),
+                thousands(c.replaced),
+                thousands(c.failed)
+            ),
+        ));
+    }
     rows.push((
         "failures",
         if r.failures.is_empty() {

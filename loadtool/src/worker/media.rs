@@ -60,6 +60,10 @@ impl Worker {
                             m.ssrc = Some(ssrc);
                             m.source_port = None;
                         }
+                        if m.stopped {
+                            self.totals.after_stop += 1;
+                            continue;
+                        }
                         // The head holds the CSRCs and the start of the
                         // header extension (see hdrext on truncation).
                         let toffset = match m.toffset_id {

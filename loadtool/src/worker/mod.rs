@@ -8,9 +8,12 @@
 //! kernel receive timestamps, so reading late (see `coalesce`) costs no
 //! accuracy.
 
+mod churn;
 mod media;
 mod session;
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::churn::Churn;
 use crate::demux::{Demux, StreamId};
 use crate::media_kind::MediaKind;
 use crate::net::epoll::{Epoll, READ};
@@ -69,6 +73,11 @@ pub struct WorkerConfig {
     pub coalesce: Duration,
     /// Mean interval between RTCP receiver reports.
     pub rr_interval: Duration,
+    /// Churn mode: lifetimes and replacement of sessions.
+    pub churn: Option<Churn>,
+    /// `--clients` of the whole run (session numbers of replacements are
+    /// generation × this + slot).
+    pub clients_total: usize,
 }
 
 /// Lateness distributions of the packets of one media kind.
@@ -161,6 +170,9 @@ struct StreamMeta {
     /// Local identifier of the RFC 5450 toffset extension, when the SDP
     /// announced it for this media.
     toffset_id: Option<u8>,
+    /// Counting ended (churn mode): its demultiplexer keys stay until the
+    /// stream is retired, and packets that still arrive are `after_stop`.
+    stopped: bool,
 }
 
 /// One worker's state.
@@ -169,8 +181,22 @@ struct Worker {
     shared: Arc<Shared>,
     epoll: Epoll,
     sessions: Vec<Session>,
-    /// Index of the next session to start (sessions are in start order).
+    /// Index of the next planned session to start (the first `planned`
+    /// sessions are in start order).
     next_start: usize,
+    /// Sessions planned at the start (one per client of this worker).
+    planned: usize,
+    /// Churn mode: successors due to start, in due order: (due, plan).
+    successors: VecDeque<(Instant, ClientPlan)>,
+    /// Churn mode: session slots whose session ended and was recorded.
+    free_sids: Vec<usize>,
+    /// Churn mode: streams of recorded sessions, and when to drop their
+    /// demultiplexer keys and reuse their ids.
+    retiring: BinaryHeap<Reverse<(Instant, StreamId)>>,
+    /// Stream ids free for reuse.
+    free_streams: Vec<StreamId>,
+    /// Records of sessions that ended during the run (churn mode).
+    records: Vec<SessionRecord>,
     streams: Vec<StreamStats>,
     meta: Vec<StreamMeta>,
     pairs: Vec<Pair>,
@@ -218,7 +244,12 @@ impl Worker {
                 pairs.push(Pair { sockets, v6 });
             }
         }
-        let sessions = clients.into_iter().map(Session::new).collect();
+        let churn = config.churn;
+        let sessions: Vec<Session> = clients
+            .into_iter()
+            .map(|plan| Session::new(plan, churn.as_ref()))
+            .collect();
+        let planned = sessions.len();
         Ok(Self {
             cname: format!(
                 "cadence-loadtool-{}-{}@localhost",
@@ -230,6 +261,12 @@ impl Worker {
             epoll,
             sessions,
             next_start: 0,
+            planned,
+            successors: VecDeque::new(),
+            free_sids: Vec::new(),
+            retiring: BinaryHeap::new(),
+            free_streams: Vec::new(),
+            records: Vec::new(),
             streams: Vec::new(),
             meta: Vec::new(),
             pairs,
@@ -299,7 +336,7 @@ impl Worker {
             }
             // While sessions are being set up, pass at least every
             // SETUP_COALESCE so that replies wait little (setup latency).
-            let coalesce = if self.in_setup == 0 && self.next_start >= self.sessions.len() {
+            let coalesce = if self.in_setup == 0 && self.next_start >= self.planned {
                 self.config.coalesce
             } else {
                 self.config.coalesce.min(SETUP_COALESCE)
@@ -317,8 +354,15 @@ impl Worker {
     /// scan interval.
     fn wait_ms(&self, now: Instant) -> i32 {
         let mut wait = SCAN_INTERVAL;
-        if let Some(next) = self.sessions.get(self.next_start) {
+        if let Some(next) = self
+            .sessions
+            .get(self.next_start)
+            .filter(|_| self.next_start < self.planned)
+        {
             let due = self.shared.t0 + next.plan.start;
+            wait = wait.min(due.saturating_duration_since(now));
+        }
+        if let Some((due, _)) = self.successors.front() {
             wait = wait.min(due.saturating_duration_since(now));
         }
         if wait.is_zero() {
@@ -334,13 +378,14 @@ impl Worker {
             return;
         }
         while let Some(s) = self.sessions.get(self.next_start) {
-            if self.shared.t0 + s.plan.start > now {
+            if self.next_start >= self.planned || self.shared.t0 + s.plan.start > now {
                 break;
             }
             let sid = self.next_start;
             self.next_start += 1;
             self.start_session(sid, now);
         }
+        self.start_successors(now);
     }
 
     /// Picks the UDP pair for a new session (round-robin per family).
@@ -370,8 +415,13 @@ impl Worker {
                 }
             }
         }
+        self.retire_due(now);
         for sid in 0..self.sessions.len() {
             let s = &self.sessions[sid];
+            if s.state == State::Playing && !self.stopping && s.ends_at.is_some_and(|e| now >= e) {
+                self.end_lifetime(sid, now);
+                continue;
+            }
             if let Some(deadline) = s.deadline {
                 if now >= deadline {
                     let phase = s.phase_name();
@@ -451,9 +501,12 @@ impl Worker {
             .filter_map(crate::kernel::socket_inode)
             .collect();
         let socket_drops = crate::kernel::socket_drops(&inodes);
-        let sessions = (0..self.sessions.len())
-            .map(|sid| self.session_record(sid))
-            .collect();
+        let mut sessions = std::mem::take(&mut self.records);
+        sessions.extend(
+            (0..self.sessions.len())
+                .filter(|&sid| !self.sessions[sid].recorded)
+                .map(|sid| self.session_record(sid)),
+        );
         WorkerResult {
             sessions,
             by_kind: std::mem::take(&mut self.by_kind),
@@ -507,6 +560,10 @@ impl Worker {
         let ms = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64() * 1000.0;
         SessionRecord {
             index: s.plan.index,
+            slot: s.plan.slot,
+            generation: s.plan.generation,
+            lifetime_ms: s.lifetime.map(|l| l.as_secs_f64() * 1000.0),
+            ended: s.ended,
             url: s.plan.url.to_string(),
             transport: s.plan.transport,
             started: s.t_connect.is_some(),
@@ -530,15 +587,22 @@ impl Worker {
         kind: MediaKind,
         toffset_id: Option<u8>,
     ) -> StreamId {
-        let id = self.streams.len() as StreamId;
-        self.streams.push(StreamStats::new(clock_rate));
-        self.meta.push(StreamMeta {
+        let meta = StreamMeta {
             pair,
             ssrc: None,
             source_port: None,
             kind,
             toffset_id,
-        });
+            stopped: false,
+        };
+        if let Some(id) = self.free_streams.pop() {
+            self.streams[id as usize] = StreamStats::new(clock_rate);
+            self.meta[id as usize] = meta;
+            return id;
+        }
+        let id = self.streams.len() as StreamId;
+        self.streams.push(StreamStats::new(clock_rate));
+        self.meta.push(meta);
         id
     }
 }

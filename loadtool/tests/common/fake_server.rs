@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -160,10 +160,23 @@ pub fn audio_track(count: usize) -> TrackScript {
     }
 }
 
+/// What the server saw, per RTSP connection that SET UP a session.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Connections that SET UP a session.
+    pub sessions: AtomicU64,
+    /// TEARDOWN requests answered.
+    pub teardowns: AtomicU64,
+    /// Connections with a session that the client closed without TEARDOWN.
+    pub closed_without_teardown: AtomicU64,
+}
+
 /// A running fake server; stops when dropped.
 pub struct FakeServer {
     /// Its RTSP address.
     pub addr: SocketAddr,
+    /// What it saw.
+    pub counts: Arc<Counts>,
     stop: Arc<AtomicBool>,
 }
 
@@ -173,8 +186,6 @@ impl Drop for FakeServer {
         let _ = TcpStream::connect(self.addr);
     }
 }
-
-const SSRC: u32 = 0x5EED_0001;
 
 fn sdp(tracks: &[TrackScript]) -> String {
     let mut sdp =
@@ -202,7 +213,9 @@ impl FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake server");
         let addr = listener.local_addr().expect("local addr");
         let stop = Arc::new(AtomicBool::new(false));
+        let counts = Arc::new(Counts::default());
         let stop2 = Arc::clone(&stop);
+        let counts2 = Arc::clone(&counts);
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
@@ -211,10 +224,11 @@ impl FakeServer {
                 let Ok(conn) = conn else { continue };
                 let b = behaviour.clone();
                 let stop3 = Arc::clone(&stop2);
-                std::thread::spawn(move || serve(conn, b, stop3));
+                let counts3 = Arc::clone(&counts2);
+                std::thread::spawn(move || serve(conn, b, stop3, counts3));
             }
         });
-        Self { addr, stop }
+        Self { addr, counts, stop }
     }
 
     /// URL of the fake presentation.
@@ -257,130 +271,250 @@ struct Dest {
     channel: Option<u8>,
 }
 
-fn serve(mut conn: TcpStream, behaviour: Behaviour, stop: Arc<AtomicBool>) {
-    let peer = match conn.peer_addr() {
-        Ok(p) => p,
-        Err(_) => return,
-    };
-    let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
-    // Interleaved packets leave at once, as from a real server (no Nagle
-    // delay of small writes while an ACK is outstanding).
-    let _ = conn.set_nodelay(true);
-    let (tracks, ssrc_in_transport) = behaviour.tracks().unwrap_or_default();
-    let sockets: Vec<UdpSocket> = (0..tracks.len().max(1))
-        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind fake server UDP"))
-        .collect();
-    let mut dests = vec![Dest::default(); tracks.len()];
-    let sdp = sdp(&tracks);
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !stop.load(Ordering::SeqCst) {
-        let n = match conn.read(&mut chunk) {
-            Ok(0) => return,
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            Err(_) => return,
+/// One connection: its tracks, where they go, and the stream once playing.
+struct Conn {
+    conn: TcpStream,
+    peer: SocketAddr,
+    tracks: Vec<TrackScript>,
+    ssrc_in_transport: bool,
+    sockets: Vec<UdpSocket>,
+    dests: Vec<Dest>,
+    sdp: String,
+    /// Packets of every track in send order, and the next to send.
+    schedule: Vec<(Duration, usize, Sent)>,
+    next: usize,
+    playing_since: Option<Instant>,
+    set_up: bool,
+    torn_down: bool,
+    /// SSRC of the first track (the next tracks count up from it): random
+    /// per connection, as servers choose them (RFC 3550 §8.1).
+    ssrc: u32,
+}
+
+impl Conn {
+    /// Sends the packets that are due; false when the connection is gone.
+    fn send_due(&mut self) -> bool {
+        let Some(start) = self.playing_since else {
+            return true;
         };
-        buf.extend_from_slice(&chunk[..n]);
-        // Skip interleaved RTCP from the client.
-        while buf.first() == Some(&b'$') && buf.len() >= 4 {
-            let len = 4 + usize::from(u16::from_be_bytes([buf[2], buf[3]]));
-            if buf.len() < len {
+        let now = Instant::now();
+        while let Some(&(at, track, p)) = self.schedule.get(self.next) {
+            if start + at > now {
                 break;
             }
-            buf.drain(..len);
+            self.next += 1;
+            let t = &self.tracks[track];
+            let packet = rtp(
+                self.ssrc.wrapping_add(track as u32),
+                t.payload_type,
+                p,
+                t.toffset_id,
+            );
+            let sent = match (self.dests[track].channel, self.dests[track].client_port) {
+                (Some(ch), _) => {
+                    let mut frame = vec![b'$', ch];
+                    frame.extend_from_slice(&(packet.len() as u16).to_be_bytes());
+                    frame.extend_from_slice(&packet);
+                    write_all(&mut self.conn, &frame)
+                }
+                (None, Some(port)) => self.sockets[track]
+                    .send_to(&packet, (self.peer.ip(), port))
+                    .is_ok(),
+                _ => false,
+            };
+            if !sent {
+                return false;
+            }
         }
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let request = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
-        buf.drain(..end + 4);
-        let method = request.split_whitespace().next().unwrap_or("").to_string();
-        let uri = request.split_whitespace().nth(1).unwrap_or("").to_string();
-        let cseq = header(&request, "CSeq").unwrap_or("0").to_string();
-        let streaming = !tracks.is_empty();
-        let reply = match (&behaviour, method.as_str()) {
-            (Behaviour::Silent, _) => continue,
+        true
+    }
+
+    /// How long to sleep before looking for requests again: until the next
+    /// packet is due, at most 5 ms. (Socket receive timeouts are rounded to
+    /// kernel ticks of up to 10 ms, too coarse for pacing; nanosleep is not.)
+    fn wait(&self) -> Duration {
+        let poll = Duration::from_millis(5);
+        match (self.playing_since, self.schedule.get(self.next)) {
+            (Some(start), Some(&(at, _, _))) => (start + at)
+                .saturating_duration_since(Instant::now())
+                .min(poll),
+            _ => poll,
+        }
+    }
+
+    /// The reply to one request (None: no reply).
+    fn answer(&mut self, behaviour: &Behaviour, request: &str) -> Option<String> {
+        let method = request.split_whitespace().next().unwrap_or("");
+        let uri = request.split_whitespace().nth(1).unwrap_or("");
+        let cseq = header(request, "CSeq").unwrap_or("0");
+        let streaming = !self.tracks.is_empty();
+        Some(match (behaviour, method) {
+            (Behaviour::Silent, _) => return None,
             (Behaviour::Garbage, _) => "\u{1}\u{2}this is not RTSP\r\n\r\n".to_string(),
             (Behaviour::DescribeStatus(code), "DESCRIBE") => format!("RTSP/1.0 {code} Nope\r\nCSeq: {cseq}\r\n\r\n"),
             (_, "OPTIONS") => format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n\r\n"),
             (_, "DESCRIBE") => format!(
-                "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Base: rtsp://{}/fake.mp4/\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-                conn.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-                sdp.len()
+                "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Base: rtsp://{}/fake.mp4/\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+                self.conn.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                self.sdp.len(),
+                self.sdp
             ),
             (_, "SETUP") if streaming => {
+                self.set_up = true;
                 let track = uri
                     .rsplit_once("trackID=")
                     .and_then(|(_, n)| n.parse::<usize>().ok())
                     .and_then(|n| n.checked_sub(1))
-                    .filter(|n| *n < tracks.len())
+                    .filter(|n| *n < self.tracks.len())
                     .unwrap_or(0);
-                let t = header(&request, "Transport").unwrap_or("");
-                let ssrc = if ssrc_in_transport {
-                    format!(";ssrc={:08X}", SSRC + track as u32)
+                let t = header(request, "Transport").unwrap_or("");
+                let ssrc = if self.ssrc_in_transport {
+                    format!(";ssrc={:08X}", self.ssrc.wrapping_add(track as u32))
                 } else {
                     String::new()
                 };
                 let transport = if let Some(v) = t.split(';').find_map(|p| p.strip_prefix("interleaved=")) {
-                    dests[track].channel = v.split('-').next().and_then(|c| c.parse().ok());
+                    self.dests[track].channel = v.split('-').next().and_then(|c| c.parse().ok());
                     format!("RTP/AVP/TCP;unicast;interleaved={v}{ssrc}")
                 } else {
                     let ports = t.split(';').find_map(|p| p.strip_prefix("client_port=")).unwrap_or("0-1");
-                    dests[track].client_port = ports.split('-').next().and_then(|p| p.parse().ok());
-                    let server = sockets[track].local_addr().map(|a| a.port()).unwrap_or(0);
+                    self.dests[track].client_port = ports.split('-').next().and_then(|p| p.parse().ok());
+                    let server = self.sockets[track].local_addr().map(|a| a.port()).unwrap_or(0);
                     format!("RTP/AVP;unicast;client_port={ports};server_port={server}-{}{ssrc}", server + 1)
                 };
                 format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 4242;timeout=60\r\nTransport: {transport}\r\n\r\n")
             }
             (_, "PLAY") if streaming => {
-                let reply = format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 4242\r\n\r\n");
-                if conn.write_all(reply.as_bytes()).is_err() {
-                    return;
-                }
-                let mut schedule: Vec<(Duration, usize, Sent)> = tracks
+                let mut schedule: Vec<(Duration, usize, Sent)> = self
+                    .tracks
                     .iter()
                     .enumerate()
                     .flat_map(|(i, t)| t.packets.iter().map(move |&(at, p)| (at, i, p)))
                     .collect();
                 schedule.sort_by_key(|(at, _, _)| *at);
-                let start = Instant::now();
-                for (at, track, p) in schedule {
-                    let due = start + at;
-                    let now = Instant::now();
-                    if due > now {
-                        std::thread::sleep(due - now);
-                    }
-                    let t = &tracks[track];
-                    let packet = rtp(SSRC + track as u32, t.payload_type, p, t.toffset_id);
-                    let sent = match (dests[track].channel, dests[track].client_port) {
-                        (Some(ch), _) => {
-                            let mut frame = vec![b'$', ch];
-                            frame.extend_from_slice(&(packet.len() as u16).to_be_bytes());
-                            frame.extend_from_slice(&packet);
-                            conn.write_all(&frame).is_ok()
-                        }
-                        (None, Some(port)) => sockets[track].send_to(&packet, (peer.ip(), port)).is_ok(),
-                        _ => false,
-                    };
-                    if !sent || stop.load(Ordering::SeqCst) {
-                        return;
-                    }
+                self.schedule = schedule;
+                self.next = 0;
+                self.playing_since = Some(Instant::now());
+                format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 4242\r\n\r\n")
+            }
+            (_, "TEARDOWN") => {
+                // The stream stops, as a server's does.
+                self.playing_since = None;
+                self.torn_down = true;
+                format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n\r\n")
+            }
+            _ => format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n\r\n"),
+        })
+    }
+}
+
+/// Writes all of `bytes` to the non-blocking `conn`, waiting while its send
+/// buffer is full; false when the connection failed.
+fn write_all(conn: &mut TcpStream, mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        match conn.write(bytes) {
+            Ok(0) => return false,
+            Ok(n) => bytes = &bytes[n..],
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                std::thread::sleep(Duration::from_micros(200))
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+fn serve(conn: TcpStream, behaviour: Behaviour, stop: Arc<AtomicBool>, counts: Arc<Counts>) {
+    let peer = match conn.peer_addr() {
+        Ok(p) => p,
+        Err(_) => return,
+    };
+    // Interleaved packets leave at once, as from a real server (no Nagle
+    // delay of small writes while an ACK is outstanding).
+    let _ = conn.set_nodelay(true);
+    if conn.set_nonblocking(true).is_err() {
+        return;
+    }
+    let (tracks, ssrc_in_transport) = behaviour.tracks().unwrap_or_default();
+    let sockets: Vec<UdpSocket> = (0..tracks.len().max(1))
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind fake server UDP"))
+        .collect();
+    let mut c = Conn {
+        conn,
+        peer,
+        dests: vec![Dest::default(); tracks.len()],
+        sdp: sdp(&tracks),
+        tracks,
+        ssrc_in_transport,
+        sockets,
+        schedule: Vec::new(),
+        next: 0,
+        playing_since: None,
+        set_up: false,
+        torn_down: false,
+        ssrc: rand::random(),
+    };
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut counted = false;
+    while !stop.load(Ordering::SeqCst) {
+        if c.set_up && !counted {
+            counted = true;
+            counts.sessions.fetch_add(1, Ordering::SeqCst);
+        }
+        if !c.send_due() {
+            return;
+        }
+        let n = match c.conn.read(&mut chunk) {
+            Ok(0) => {
+                if c.set_up && !c.torn_down {
+                    counts
+                        .closed_without_teardown
+                        .fetch_add(1, Ordering::SeqCst);
                 }
+                return;
+            }
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                std::thread::sleep(c.wait());
                 continue;
             }
-            (_, "TEARDOWN") => format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n\r\n"),
-            _ => format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n\r\n"),
+            Err(_) => return,
         };
-        if conn.write_all(reply.as_bytes()).is_err() {
-            return;
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            // Skip interleaved RTCP from the client.
+            while buf.first() == Some(&b'$') && buf.len() >= 4 {
+                let len = 4 + usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+                if buf.len() < len {
+                    break;
+                }
+                buf.drain(..len);
+            }
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                break;
+            };
+            let request = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
+            buf.drain(..end + 4);
+            let Some(reply) = c.answer(&behaviour, &request) else {
+                continue;
+            };
+            if !write_all(&mut c.conn, reply.as_bytes()) {
+                return;
+            }
+            if request.starts_with("TEARDOWN") {
+                counts.teardowns.fetch_add(1, Ordering::SeqCst);
+            }
         }
     }
 }
