@@ -156,6 +156,7 @@ fn churn_soak_against_cadence() {
         })
     };
     let url = format!("rtsp://127.0.0.1:{port}/{MEDIA_FILE}");
+    let pid_arg = pid.to_string();
     let (clients, ramp, duration) = (
         CLIENTS.to_string(),
         RAMP_PER_S.to_string(),
@@ -178,6 +179,8 @@ fn churn_soak_against_cadence() {
         "1",
         "--threads",
         "1",
+        "--server-pid",
+        &pid_arg,
         "--quiet",
         &url,
     ]);
@@ -213,6 +216,25 @@ fn churn_soak_against_cadence() {
     let peak_rss = samples.iter().map(|s| s.rss_kb).max().unwrap_or(0);
     let peak_fds = samples.iter().map(|s| s.fds).max().unwrap_or(0);
     let churn = at(&report, "churn");
+    // RSS and fd medians per minute of the load (the last minute may be
+    // partial), to tell steady growth from a step.
+    let per_minute = |field: fn(&Sample) -> u64| {
+        let mut out = Vec::new();
+        let mut from = 0.0;
+        while from < w1 {
+            let to = (from + 60.0).min(w1);
+            if samples.iter().any(|s| s.t >= from && s.t < to) {
+                out.push(format!("{}", window_median(&samples, from, to, field)));
+            }
+            from = to;
+        }
+        out.join(" ")
+    };
+    println!(
+        "soak: RSS kB by minute: {}\nsoak: fds by minute: {}",
+        per_minute(rss),
+        per_minute(fd)
+    );
     println!(
         "soak: {secs} s of load, {} samples; idle RSS {idle_rss} kB, {idle_fds} fds\n\
          soak: RSS median {rss_first} kB → {rss_last} kB ({rss_growth:+.3} %), peak {peak_rss} kB\n\
