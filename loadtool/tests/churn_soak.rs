@@ -8,7 +8,7 @@
 //! for both; after the run the fd count must return to its idle baseline (no
 //! session or connection left behind); no session may fail.
 //!
-//! Ignored by default (it takes about 3.5 minutes); run it alone with
+//! Ignored by default (it takes about 3.2 minutes); run it alone with
 //!
 //! ```text
 //! cargo build --release -p cadence-engine
@@ -110,7 +110,7 @@ fn window_median(samples: &[Sample], from: f64, to: f64, field: fn(&Sample) -> u
 }
 
 #[test]
-#[ignore = "soak (about 3.5 minutes): cargo test --release -p cadence-loadtool --test churn_soak -- --ignored soak"]
+#[ignore = "soak (about 3.2 minutes): cargo test --release -p cadence-loadtool --test churn_soak -- --ignored soak"]
 fn churn_soak_against_cadence() {
     let started = Instant::now();
     let secs: u64 = std::env::var("CADENCE_SOAK_SECS")
