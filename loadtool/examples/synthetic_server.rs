@@ -11,9 +11,17 @@
 //! few port pairs among all its sessions) leave in one sendmsg with UDP GSO
 //! (UDP_SEGMENT), up to 48 at a time.
 //!
+//! `--bframes` sends the video like an IBBP stream in decode order: packet
+//! *n* still leaves at *n* / 27 s, but its RTP timestamp is the presentation
+//! time of frame I0 P3 B1 B2 P6 B4 B5 … (P-frames two frames ahead, B-frames
+//! one behind). `--toffset ID` also announces the RFC 5450 transmission time
+//! offset extension as `a=extmap:ID` (1–14) and sends it in every video
+//! packet (one-byte form, RFC 8285), whose total size stays 1,136 bytes.
+//!
 //! ```text
 //! cargo run --release -p cadence-loadtool --example synthetic_server -- 127.0.0.1:20554
 //! cadence-loadtool --clients 10000 rtsp://127.0.0.1:20554/synthetic
+//! synthetic_server 127.0.0.1:20554 --bframes --toffset 1
 //! ```
 //!
 //! It listens on 127.0.0.1 only and runs until killed; one thread.
@@ -35,9 +43,39 @@ const PACKET: usize = 12 + PAYLOAD;
 const GSO_MAX: usize = 48;
 /// (clock rate, packets per second, payload type) of the two tracks.
 const TRACKS: [(u32, u32, u8); 2] = [(90_000, 27, 96), (44_100, 6, 97)];
-const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=synthetic\r\nt=0 0\r\na=control:*\r\n\
-m=video 0 RTP/AVP 96\r\nb=AS:245\r\na=rtpmap:96 H264/90000\r\na=control:trackID=1\r\n\
-m=audio 0 RTP/AVP 97\r\nb=AS:55\r\na=rtpmap:97 mpeg4-generic/44100/2\r\na=control:trackID=2\r\n";
+/// Bytes of the header extension in a video packet with toffset: the
+/// 0xBEDE/length word and one word holding the element.
+const TOFFSET_EXT: usize = 8;
+
+/// What the video track looks like.
+#[derive(Debug, Clone, Copy, Default)]
+struct VideoMode {
+    /// Timestamps reordered like IBBP in decode order.
+    bframes: bool,
+    /// Send the toffset extension with this local identifier.
+    toffset_id: Option<u8>,
+}
+
+fn sdp(mode: VideoMode) -> String {
+    let extmap = mode
+        .toffset_id
+        .map(|id| format!("a=extmap:{id} urn:ietf:params:rtp-hdrext:toffset\r\n"))
+        .unwrap_or_default();
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=synthetic\r\nt=0 0\r\na=control:*\r\n\
+m=video 0 RTP/AVP 96\r\nb=AS:245\r\na=rtpmap:96 H264/90000\r\na=control:trackID=1\r\n{extmap}\
+m=audio 0 RTP/AVP 97\r\nb=AS:55\r\na=rtpmap:97 mpeg4-generic/44100/2\r\na=control:trackID=2\r\n"
+    )
+}
+
+/// Presentation frame of the `n`-th frame in IBBP decode order.
+fn ibbp_presentation(n: u64) -> u64 {
+    match n {
+        0 => 0,
+        _ if (n - 1) % 3 == 0 => n + 2,
+        _ => n - 1,
+    }
+}
 
 struct Stream {
     dest: SocketAddr,
@@ -69,12 +107,34 @@ struct Server {
     groups: HashMap<SocketAddr, (Vec<u8>, usize)>,
     sent_total: u64,
     send_errors: u64,
+    mode: VideoMode,
+    sdp: String,
 }
 
 fn main() {
-    let listen = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:20554".into());
+    let mut listen = "127.0.0.1:20554".to_string();
+    let mut mode = VideoMode::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bframes" => mode.bframes = true,
+            "--toffset" => {
+                let id = args.next().and_then(|v| v.parse::<u8>().ok());
+                match id.filter(|id| (1..=14).contains(id)) {
+                    Some(id) => mode.toffset_id = Some(id),
+                    None => {
+                        eprintln!("synthetic_server: --toffset needs an id from 1 to 14");
+                        std::process::exit(2);
+                    }
+                }
+            }
+            _ if arg.starts_with("--") => {
+                eprintln!("synthetic_server: unknown option {arg}");
+                std::process::exit(2);
+            }
+            _ => listen = arg,
+        }
+    }
     let addr: SocketAddr = match listen.parse() {
         Ok(a) => a,
         Err(e) => {
@@ -86,13 +146,13 @@ fn main() {
         eprintln!("synthetic_server: listens on loopback addresses only");
         std::process::exit(2);
     }
-    if let Err(e) = run(addr) {
+    if let Err(e) = run(addr, mode) {
         eprintln!("synthetic_server: {e}");
         std::process::exit(1);
     }
 }
 
-fn run(addr: SocketAddr) -> std::io::Result<()> {
+fn run(addr: SocketAddr, mode: VideoMode) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     // A blocking socket: when the send buffer is full the server waits
@@ -112,6 +172,8 @@ fn run(addr: SocketAddr) -> std::io::Result<()> {
         groups: HashMap::new(),
         sent_total: 0,
         send_errors: 0,
+        mode,
+        sdp: sdp(mode),
     };
     println!("synthetic_server: rtsp://{addr}/synthetic");
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
@@ -252,8 +314,9 @@ impl Server {
             Method::Describe => {
                 let base = req.request_uri().map(|u| u.to_string()).unwrap_or_default();
                 format!(
-                    "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Base: {base}/\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
-                    SDP.len()
+                    "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Base: {base}/\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+                    self.sdp.len(),
+                    self.sdp
                 )
             }
             Method::Setup => {
@@ -328,15 +391,40 @@ Transport: RTP/AVP;unicast;client_port={port}-{};server_port={server_port}-{};ss
                 continue;
             }
             let (clock, rate, pt) = TRACKS[s.track];
-            let ts = s
-                .ts_base
-                .wrapping_add((s.sent * u64::from(clock) / u64::from(rate)) as u32);
-            let mut header = [0u8; 12];
-            header[0] = 0x80;
+            let ticks = |frame: u64| (frame * u64::from(clock) / u64::from(rate)) as i64;
+            let video = s.track == 0;
+            let frame = if video && self.mode.bframes {
+                ibbp_presentation(s.sent)
+            } else {
+                s.sent
+            };
+            let ts = s.ts_base.wrapping_add(ticks(frame) as u32);
+            // RFC 5450: transmission time − RTP time, in RTP ticks.
+            let toffset = (ticks(s.sent) - ticks(frame)) as i32;
+            let extension = self.mode.toffset_id.filter(|_| video);
+            let mut header = [0u8; 12 + TOFFSET_EXT];
+            header[0] = 0x80 | if extension.is_some() { 0x10 } else { 0 };
             header[1] = pt;
             header[2..4].copy_from_slice(&s.seq.to_be_bytes());
             header[4..8].copy_from_slice(&ts.to_be_bytes());
             header[8..12].copy_from_slice(&s.ssrc.to_be_bytes());
+            let header_len = match extension {
+                Some(id) => {
+                    let o = toffset.to_be_bytes();
+                    header[12..20].copy_from_slice(&[
+                        0xBE,
+                        0xDE,
+                        0,
+                        1,
+                        id << 4 | 2,
+                        o[1],
+                        o[2],
+                        o[3],
+                    ]);
+                    12 + TOFFSET_EXT
+                }
+                None => 12,
+            };
             s.seq = s.seq.wrapping_add(1);
             s.sent += 1;
             let next = s.start + Duration::from_nanos(s.sent * 1_000_000_000 / u64::from(rate));
@@ -346,8 +434,8 @@ Transport: RTP/AVP;unicast;client_port={port}-{};server_port={server_port}-{};ss
                 .groups
                 .entry(dest)
                 .or_insert_with(|| (Vec::with_capacity(PACKET * GSO_MAX), 0));
-            group.0.extend_from_slice(&header);
-            group.0.resize(group.0.len() + PAYLOAD, 0x42);
+            group.0.extend_from_slice(&header[..header_len]);
+            group.0.resize(group.0.len() + PACKET - header_len, 0x42);
             group.1 += 1;
             if group.1 == GSO_MAX {
                 let (buf, count) = std::mem::take(group);

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::churn::{parse_range, Churn};
 use crate::plan::TransportMode;
 use crate::run::RunConfig;
 
@@ -81,6 +82,22 @@ pub struct Cli {
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
 
+    /// Churn: give each session a random play time, uniform between MIN
+    /// and MAX seconds (e.g. `2-20`), and replace each session that ends at
+    /// once, so that --clients sessions stay up.
+    #[arg(long, value_name = "MIN-MAX")]
+    pub churn: Option<String>,
+
+    /// With --churn: percent of ending sessions that close their RTSP
+    /// connection without TEARDOWN, as players that crash or are killed do.
+    #[arg(long, value_name = "PCT", default_value_t = 0.0, requires = "churn")]
+    pub churn_no_teardown: f64,
+
+    /// With --churn: seed of the lifetime draws, to repeat a run
+    /// [default: random, reported in the JSON `churn.seed`].
+    #[arg(long, value_name = "N", requires = "churn")]
+    pub seed: Option<u64>,
+
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
@@ -144,6 +161,21 @@ impl Cli {
         if rr_interval < Duration::from_millis(100) {
             return Err("--rr-interval must be at least 0.1 s".into());
         }
+        if !(0.0..=100.0).contains(&self.churn_no_teardown) {
+            return Err("--churn-no-teardown must be a percentage from 0 to 100".into());
+        }
+        let churn = match &self.churn {
+            Some(range) => {
+                let (min, max) = parse_range(range)?;
+                Some(Churn {
+                    min,
+                    max,
+                    no_teardown_pct: self.churn_no_teardown,
+                    seed: self.seed.unwrap_or_else(rand::random),
+                })
+            }
+            None => None,
+        };
         Ok(RunConfig {
             clients: self.clients as usize,
             ramp_per_s: self.ramp,
@@ -158,6 +190,7 @@ impl Cli {
             rr_interval,
             max_loss_pct: self.max_loss,
             server_pid: self.server_pid,
+            churn,
             quiet: self.quiet,
             urls: self.urls.clone(),
         })
@@ -175,6 +208,35 @@ mod tests {
         assert!(parse_cpu_list("3-1").is_err());
         assert!(parse_cpu_list("x").is_err());
         assert!(parse_cpu_list("").is_err());
+    }
+
+    #[test]
+    fn churn_flags() {
+        let cli = Cli::try_parse_from([
+            "cadence-loadtool",
+            "--churn",
+            "2-20",
+            "--churn-no-teardown",
+            "10",
+            "--seed",
+            "7",
+            "rtsp://h/a",
+        ])
+        .unwrap();
+        let churn = cli.to_config().unwrap().churn.unwrap();
+        assert_eq!(churn.min, Duration::from_secs(2));
+        assert_eq!(churn.max, Duration::from_secs(20));
+        assert_eq!(churn.no_teardown_pct, 10.0);
+        assert_eq!(churn.seed, 7);
+        // The churn options need --churn; bad values are refused.
+        assert!(Cli::try_parse_from(["cadence-loadtool", "--seed", "7", "rtsp://h/a"]).is_err());
+        for args in [["--churn", "20-2"], ["--churn-no-teardown", "101"]] {
+            let mut argv = vec!["cadence-loadtool", "--churn", "1-2"];
+            argv.extend(args);
+            argv.push("rtsp://h/a");
+            let parsed = Cli::try_parse_from(argv);
+            assert!(parsed.map_or(true, |c| c.to_config().is_err()), "{args:?}");
+        }
     }
 
     #[test]
@@ -205,6 +267,7 @@ mod tests {
         assert_eq!(cfg.cpus, Some(vec![0]));
         assert_eq!(cfg.duration, Duration::from_secs(10));
         assert_eq!(cfg.urls.len(), 2);
+        assert_eq!(cfg.churn, None);
         assert!(Cli::try_parse_from(["cadence-loadtool"]).is_err());
         assert!(Cli::try_parse_from(["cadence-loadtool", "--clients", "0", "rtsp://h/"]).is_err());
     }

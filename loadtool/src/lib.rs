@@ -6,11 +6,14 @@
 //! connections and a small pool of shared UDP socket pairs; RTP over UDP is
 //! demultiplexed by SSRC (see `README.md`).
 
+pub mod churn;
 pub mod cli;
 pub mod cpu;
 pub mod demux;
 pub mod failure;
+pub mod hdrext;
 pub mod kernel;
+pub mod media_kind;
 pub mod net;
 pub mod plan;
 pub mod progress;

@@ -31,8 +31,15 @@ pub enum TransportMode {
 /// One client's plan.
 #[derive(Debug, Clone)]
 pub struct ClientPlan {
-    /// Client number, 0-based, in start order.
+    /// Session number, 0-based: the client number (start order) for the
+    /// first session of each client; in churn mode, generation × clients +
+    /// slot for the sessions that replace it.
     pub index: usize,
+    /// Client slot (the first session's index); sessions that replace it in
+    /// churn mode keep it.
+    pub slot: usize,
+    /// 0 for a client's first session, n for its n-th replacement.
+    pub generation: u64,
     /// URL to play.
     pub url: Url,
     /// RTSP server address (resolved once, before the run).
@@ -107,6 +114,8 @@ pub fn plan(
         };
         out[index % workers].push(ClientPlan {
             index,
+            slot: index,
+            generation: 0,
             url: url.clone(),
             server: *server,
             transport,

@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub settled: u64,
     /// Sessions started.
     pub started: u64,
+    /// Churn mode: sessions that reached the end of their lifetime.
+    pub ended: u64,
 }
 
 impl Snapshot {
@@ -42,6 +44,7 @@ impl Snapshot {
             s.failed += g.failed.load(Ordering::Relaxed);
             s.settled += g.settled.load(Ordering::Relaxed);
             s.started += g.started.load(Ordering::Relaxed);
+            s.ended += g.ended.load(Ordering::Relaxed);
         }
         s
     }
@@ -115,8 +118,13 @@ impl Progress {
         } else {
             now.lost as f64 * 100.0 / now.expected as f64
         };
+        let churn = if now.ended > 0 {
+            format!("  ended {} (replaced)", now.ended)
+        } else {
+            String::new()
+        };
         let text = format!(
-            "[{elapsed_s:6.1}s {phase:<8}] playing {}/{requested}  failed {}  {:.0} pkt/s  {:.2} Mbit/s  loss {:.3}%  p99 lateness {:.2} ms",
+            "[{elapsed_s:6.1}s {phase:<8}] playing {}/{requested}  failed {}{churn}  {:.0} pkt/s  {:.2} Mbit/s  loss {:.3}%  p99 lateness {:.2} ms",
             now.playing,
             now.failed,
             pps,

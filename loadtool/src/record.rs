@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::churn::Ending;
+use crate::media_kind::MediaKind;
 use crate::plan::Transport;
 
 /// Why a session failed, and where.
@@ -24,6 +26,8 @@ pub struct StreamRecord {
     pub control: String,
     /// SDP media type.
     pub media: String,
+    /// `video`, `audio` or `other`, from `media`.
+    pub kind: MediaKind,
     /// RTP clock rate, Hz.
     pub clock_rate: u32,
     /// SSRC (from the Transport reply or learnt from the first packet).
@@ -54,13 +58,31 @@ pub struct StreamRecord {
     pub sender_reports: u64,
     /// True when the server sent an RTCP BYE.
     pub bye: bool,
+    /// Local identifier of the RFC 5450 toffset extension the SDP announced
+    /// for this media; null when not announced (lateness and jitter then
+    /// come from the RTP timestamps alone).
+    pub toffset_id: Option<u8>,
+    /// Packets (not duplicates) that carried the toffset element and were
+    /// measured from their transmission time.
+    pub toffset_packets: u64,
 }
 
 /// One client.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionRecord {
-    /// Client number (start order).
+    /// Session number: the client number (start order) of a client's first
+    /// session; in churn mode generation × clients + slot.
     pub index: usize,
+    /// Client slot this session ran in (= `index` without churn).
+    pub slot: usize,
+    /// 0 for a slot's first session, n for its n-th replacement.
+    pub generation: u64,
+    /// Churn mode: the play time drawn for it, ms.
+    pub lifetime_ms: Option<f64>,
+    /// Churn mode: how it ended when its lifetime was reached (`teardown`
+    /// or `close`); null if it had not reached it (failed, or still playing
+    /// at the end of the run).
+    pub ended: Option<Ending>,
     /// URL played.
     pub url: String,
     /// Media transport.
@@ -96,6 +118,10 @@ pub struct Totals {
     pub after_stop: u64,
     /// Datagrams or interleaved frames that are not RTP.
     pub malformed_rtp: u64,
+    /// RTP packets of streams with the toffset extension announced whose
+    /// header extension does not parse (RFC 8285); measured as sent at their
+    /// RTP time.
+    pub bad_extension: u64,
     /// Interleaved frames on channels no track uses.
     pub unknown_channel: u64,
     /// RTCP packets received.

@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::kernel::UdpCounters;
+use crate::media_kind::MediaKind;
 use crate::plan::{Transport, TransportMode};
 use crate::record::{SessionRecord, Totals};
 use crate::shared::lateness_histogram;
@@ -81,6 +82,9 @@ pub struct Packets {
     pub after_stop: u64,
     /// Datagrams or interleaved frames that are not RTP.
     pub malformed: u64,
+    /// Packets of streams with toffset announced whose RTP header extension
+    /// does not parse (measured as sent at their RTP time).
+    pub bad_extension: u64,
 }
 
 /// Byte counts.
@@ -144,6 +148,56 @@ pub struct MsDistribution {
     pub max: f64,
     /// Values recorded.
     pub samples: u64,
+}
+
+/// Lateness, earliness and jitter of the streams of one media kind.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MediaReport {
+    /// Streams of this kind.
+    pub streams: u64,
+    /// RTP packets counted, duplicates included.
+    pub packets: u64,
+    /// Streams whose SDP announced the RFC 5450 toffset extension.
+    pub toffset_streams: u64,
+    /// Packets measured from their transmission time (RTP timestamp +
+    /// toffset).
+    pub toffset_packets: u64,
+    /// Lateness, µs (early packets count as 0).
+    pub lateness_us: Lateness,
+    /// Earliness of early packets, µs.
+    pub earliness_us: Earliness,
+    /// Final RFC 3550 jitter of each stream with ≥ 2 packets, ms.
+    pub jitter_ms: MsDistribution,
+}
+
+/// [`MediaReport`] per media kind (SDP `m=` line).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ByMedia {
+    /// `m=video` streams.
+    pub video: MediaReport,
+    /// `m=audio` streams.
+    pub audio: MediaReport,
+    /// Streams of any other media type.
+    pub other: MediaReport,
+}
+
+impl ByMedia {
+    /// The report of `kind`.
+    pub fn get(&self, kind: MediaKind) -> &MediaReport {
+        match kind {
+            MediaKind::Video => &self.video,
+            MediaKind::Audio => &self.audio,
+            MediaKind::Other => &self.other,
+        }
+    }
+
+    fn get_mut(&mut self, kind: MediaKind) -> &mut MediaReport {
+        match kind {
+            MediaKind::Video => &mut self.video,
+            MediaKind::Audio => &mut self.audio,
+            MediaKind::Other => &mut self.other,
+        }
+    }
 }
 
 /// RTCP counts.
@@ -226,6 +280,34 @@ pub struct ServerCpu {
     pub cpu: Cpu,
 }
 
+/// Churn mode: settings and what happened to the sessions.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChurnReport {
+    /// Shortest lifetime (play time), s.
+    pub min_s: f64,
+    /// Longest lifetime, s.
+    pub max_s: f64,
+    /// Percent of ending sessions that close without TEARDOWN.
+    pub no_teardown_pct: f64,
+    /// Seed of the lifetime draws (`--seed` repeats the run's draws).
+    pub seed: u64,
+    /// Sessions started, first sessions and successors.
+    pub sessions: u64,
+    /// Sessions that reached the end of their lifetime.
+    pub ended: u64,
+    /// Ended sessions that left as intended: TEARDOWN answered 2xx, or the
+    /// connection closed without TEARDOWN by choice.
+    pub completed: u64,
+    /// Ended sessions torn down (TEARDOWN answered 2xx).
+    pub teardowns: u64,
+    /// Ended sessions that closed without TEARDOWN.
+    pub closed_without_teardown: u64,
+    /// Successor sessions started (generation ≥ 1).
+    pub replaced: u64,
+    /// Sessions that failed (any phase, TEARDOWN included).
+    pub failed: u64,
+}
+
 /// Pass / fail.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Verdict {
@@ -269,6 +351,8 @@ pub struct Report {
     pub earliness_us: Earliness,
     /// RFC 3550 jitter at the end of each stream, ms, over streams.
     pub jitter_ms: MsDistribution,
+    /// Lateness, earliness and jitter per media kind.
+    pub media: ByMedia,
     /// Connect to PLAY reply, ms, over sessions that played.
     pub setup_ms: MsDistribution,
     /// RTCP.
@@ -281,6 +365,8 @@ pub struct Report {
     pub cpu: ToolCpu,
     /// Server CPU (with `--server-pid`).
     pub server_cpu: Option<ServerCpu>,
+    /// Churn mode (`--churn`); null otherwise.
+    pub churn: Option<ChurnReport>,
     /// Failure cause → clients.
     pub failures: BTreeMap<String, u64>,
     /// Errors that stopped workers (sockets could not be created, …).
@@ -323,6 +409,8 @@ pub struct RunFacts {
     pub cpu: crate::cpu::CpuTimes,
     /// Server pid and CPU over the run.
     pub server_cpu: Option<(u32, crate::cpu::CpuTimes)>,
+    /// Churn settings, in churn mode.
+    pub churn: Option<crate::churn::Churn>,
 }
 
 fn ms_histogram() -> Histogram<u64> {
@@ -339,6 +427,66 @@ fn ms_distribution(h: &Histogram<u64>) -> MsDistribution {
         p99: h.value_at_quantile(0.99) as f64 / 1000.0,
         max: h.max() as f64 / 1000.0,
         samples: h.len(),
+    }
+}
+
+/// What happened to the sessions of a churn run.
+fn churn_report(c: &crate::churn::Churn, sessions: &[SessionRecord]) -> ChurnReport {
+    use crate::churn::Ending;
+    let mut r = ChurnReport {
+        min_s: c.min.as_secs_f64(),
+        max_s: c.max.as_secs_f64(),
+        no_teardown_pct: c.no_teardown_pct,
+        seed: c.seed,
+        ..ChurnReport::default()
+    };
+    for s in sessions.iter().filter(|s| s.started) {
+        r.sessions += 1;
+        r.replaced += u64::from(s.generation > 0);
+        r.failed += u64::from(s.failure.is_some());
+        let Some(ended) = s.ended else { continue };
+        r.ended += 1;
+        if s.failure.is_none() {
+            match ended {
+                Ending::Teardown => r.teardowns += 1,
+                Ending::Close => r.closed_without_teardown += 1,
+            }
+        }
+    }
+    r.completed = r.teardowns + r.closed_without_teardown;
+    r
+}
+
+/// Lateness percentiles of `h` (µs), with `early_packets` early packets.
+fn lateness_of(h: &Histogram<u64>, early_packets: u64) -> Lateness {
+    if h.is_empty() {
+        return Lateness {
+            early_packets,
+            ..Lateness::default()
+        };
+    }
+    Lateness {
+        p50: h.value_at_quantile(0.5),
+        p90: h.value_at_quantile(0.9),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        max: h.max(),
+        mean: h.mean(),
+        samples: h.len(),
+        early_packets,
+    }
+}
+
+/// Earliness percentiles of `h` (µs).
+fn earliness_of(h: &Histogram<u64>) -> Earliness {
+    if h.is_empty() {
+        return Earliness::default();
+    }
+    Earliness {
+        p50: h.value_at_quantile(0.5),
+        p99: h.value_at_quantile(0.99),
+        max: h.max(),
+        packets: h.len(),
     }
 }
 
@@ -362,6 +510,7 @@ fn add_totals(sum: &mut Totals, t: &Totals) {
     sum.unknown_ssrc += t.unknown_ssrc;
     sum.after_stop += t.after_stop;
     sum.malformed_rtp += t.malformed_rtp;
+    sum.bad_extension += t.bad_extension;
     sum.unknown_channel += t.unknown_channel;
     sum.rtcp_received += t.rtcp_received;
     sum.rtcp_sent += t.rtcp_sent;
@@ -378,6 +527,7 @@ pub fn build(
     let mut totals = Totals::default();
     let mut lateness = lateness_histogram();
     let mut earliness = lateness_histogram();
+    let mut kind_lateness: [crate::worker::KindLateness; 3] = Default::default();
     let mut sessions = Vec::new();
     let mut errors = Vec::new();
     let mut rcvbuf = usize::MAX;
@@ -391,8 +541,12 @@ pub fn build(
             );
         }
         add_totals(&mut totals, &r.totals);
-        let _ = lateness.add(&r.lateness);
-        let _ = earliness.add(&r.earliness);
+        for (sum, k) in kind_lateness.iter_mut().zip(&r.by_kind) {
+            let _ = lateness.add(&k.lateness);
+            let _ = earliness.add(&k.earliness);
+            let _ = sum.lateness.add(&k.lateness);
+            let _ = sum.earliness.add(&k.earliness);
+        }
         sessions.extend(r.sessions);
         if let Some(e) = r.error {
             errors.push(e);
@@ -418,6 +572,8 @@ pub fn build(
     };
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let mut jitter = ms_histogram();
+    let mut kind_jitter = [ms_histogram(), ms_histogram(), ms_histogram()];
+    let mut media = ByMedia::default();
     let mut setup = ms_histogram();
     let mut reconnects = 0u64;
     for s in &sessions {
@@ -442,8 +598,15 @@ pub fn build(
             packets.reordered += st.reordered;
             rtcp.sender_reports += st.sender_reports;
             rtcp.byes += u64::from(st.bye);
+            let m = media.get_mut(st.kind);
+            m.streams += 1;
+            m.packets += st.packets;
+            m.toffset_streams += u64::from(st.toffset_id.is_some());
+            m.toffset_packets += st.toffset_packets;
             if st.packets > 1 {
-                jitter.saturating_record((st.jitter_ms * 1000.0).round() as u64);
+                let us = (st.jitter_ms * 1000.0).round() as u64;
+                jitter.saturating_record(us);
+                kind_jitter[st.kind.index()].saturating_record(us);
             }
         }
     }
@@ -451,29 +614,21 @@ pub fn build(
     packets.unknown_ssrc = totals.unknown_ssrc;
     packets.after_stop = totals.after_stop;
     packets.malformed = totals.malformed_rtp;
+    packets.bad_extension = totals.bad_extension;
     packets.loss_pct = if packets.expected == 0 {
         0.0
     } else {
         packets.lost as f64 * 100.0 / packets.expected as f64
     };
 
-    let lateness_us = if lateness.is_empty() {
-        Lateness {
-            early_packets: totals.early_packets,
-            ..Lateness::default()
-        }
-    } else {
-        Lateness {
-            p50: lateness.value_at_quantile(0.5),
-            p90: lateness.value_at_quantile(0.9),
-            p99: lateness.value_at_quantile(0.99),
-            p999: lateness.value_at_quantile(0.999),
-            max: lateness.max(),
-            mean: lateness.mean(),
-            samples: lateness.len(),
-            early_packets: totals.early_packets,
-        }
-    };
+    let lateness_us = lateness_of(&lateness, totals.early_packets);
+    for kind in MediaKind::ALL {
+        let k = &kind_lateness[kind.index()];
+        let m = media.get_mut(kind);
+        m.lateness_us = lateness_of(&k.lateness, k.earliness.len());
+        m.earliness_us = earliness_of(&k.earliness);
+        m.jitter_ms = ms_distribution(&kind_jitter[kind.index()]);
+    }
 
     let window = facts.duration_s;
     let rates = if window > 0.0 {
@@ -514,7 +669,13 @@ pub fn build(
             "{socket_drops} datagrams were dropped at the tool's own sockets (its receive buffers were full)"
         ));
     }
-    let not_run = clients.requested.saturating_sub(clients.started);
+    // First sessions that never started (successors that were still queued
+    // at the end are not sessions).
+    let not_run = sessions
+        .iter()
+        .filter(|s| s.generation == 0 && !s.started)
+        .count();
+    let churn = facts.churn.map(|c| churn_report(&c, &sessions));
     if not_run > 0 && !facts.interrupted {
         reasons.push(format!("{not_run} clients never started"));
     }
@@ -537,17 +698,9 @@ pub fn build(
         },
         rates,
         lateness_us,
-        earliness_us: if earliness.is_empty() {
-            Earliness::default()
-        } else {
-            Earliness {
-                p50: earliness.value_at_quantile(0.5),
-                p99: earliness.value_at_quantile(0.99),
-                max: earliness.max(),
-                packets: earliness.len(),
-            }
-        },
+        earliness_us: earliness_of(&earliness),
         jitter_ms: ms_distribution(&jitter),
+        media,
         setup_ms: ms_distribution(&setup),
         rtcp,
         rtsp: Rtsp {
@@ -576,6 +729,7 @@ pub fn build(
             pid,
             cpu: cpu_of(&t, totals.packets),
         }),
+        churn,
         failures,
         errors,
         verdict: Verdict {

@@ -43,6 +43,8 @@ pub struct RunConfig {
     pub max_loss_pct: f64,
     /// Server process to measure CPU of.
     pub server_pid: Option<u32>,
+    /// Churn mode (`--churn`): lifetimes and replacement of sessions.
+    pub churn: Option<crate::churn::Churn>,
     /// No progress lines.
     pub quiet: bool,
     /// URLs, assigned round-robin.
@@ -132,7 +134,10 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
     } else {
         0
     };
-    let needed = cfg.clients as u64 + workers as u64 * per_worker + 32;
+    // In churn mode an ending session may still wait for its TEARDOWN reply
+    // while its successor connects: up to two connections per client.
+    let per_client = if cfg.churn.is_some() { 2 } else { 1 };
+    let needed = per_client * cfg.clients as u64 + workers as u64 * per_worker + 32;
     let limit = raise_fd_limit();
     if needed > limit {
         return Err(RunError::TooFewFds { needed, limit });
@@ -161,6 +166,8 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
             timeout: cfg.timeout,
             coalesce: cfg.coalesce,
             rr_interval: cfg.rr_interval,
+            churn: cfg.churn,
+            clients_total: cfg.clients,
         };
         match spawn(config, clients, Arc::clone(&shared)) {
             Ok(h) => handles.push(h),
@@ -229,8 +236,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
         .map(|h| {
             h.join().unwrap_or_else(|_| crate::worker::WorkerResult {
                 sessions: Vec::new(),
-                lateness: crate::shared::lateness_histogram(),
-                earliness: crate::shared::lateness_histogram(),
+                by_kind: Default::default(),
                 totals: Default::default(),
                 udp_pairs: 0,
                 rcvbuf: 0,
@@ -278,6 +284,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
         kernel_udp,
         cpu,
         server_cpu,
+        churn: cfg.churn,
     };
     Ok(build(facts, results, cfg.max_loss_pct))
 }

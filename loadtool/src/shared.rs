@@ -35,6 +35,8 @@ pub struct Gauges {
     pub settled: AtomicU64,
     /// Sessions started (connect begun).
     pub started: AtomicU64,
+    /// Churn mode: sessions that reached the end of their lifetime.
+    pub ended: AtomicU64,
     /// Lateness recorded since the progress line last took it.
     pub lateness: Mutex<Histogram<u64>>,
 }
@@ -50,6 +52,7 @@ impl Default for Gauges {
             failed: AtomicU64::new(0),
             settled: AtomicU64::new(0),
             started: AtomicU64::new(0),
+            ended: AtomicU64::new(0),
             lateness: Mutex::new(lateness_histogram()),
         }
     }

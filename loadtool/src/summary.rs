@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use crate::media_kind::MediaKind;
 use crate::report::Report;
 
 /// Formats `n` with thousands separators.
@@ -55,13 +56,14 @@ pub fn table(report: &Report) -> String {
             thousands(r.packets.reordered)
         ),
     ));
-    if r.packets.unknown_ssrc + r.packets.malformed > 0 {
+    if r.packets.unknown_ssrc + r.packets.malformed + r.packets.bad_extension > 0 {
         rows.push((
             "stray",
             format!(
-                "{} unknown SSRC  {} not RTP",
+                "{} unknown SSRC  {} not RTP  {} with a malformed header extension",
                 thousands(r.packets.unknown_ssrc),
-                thousands(r.packets.malformed)
+                thousands(r.packets.malformed),
+                thousands(r.packets.bad_extension)
             ),
         ));
     }
@@ -104,6 +106,36 @@ pub fn table(report: &Report) -> String {
             r.jitter_ms.p50, r.jitter_ms.p99, r.jitter_ms.max, r.jitter_ms.samples
         ),
     ));
+    for kind in MediaKind::ALL {
+        let m = r.media.get(kind);
+        if m.streams == 0 {
+            continue;
+        }
+        let toffset = if m.toffset_streams == 0 {
+            "no toffset".to_string()
+        } else {
+            format!(
+                "toffset on {} streams, {} packets",
+                m.toffset_streams,
+                thousands(m.toffset_packets)
+            )
+        };
+        rows.push((
+            kind.key(),
+            format!(
+                "lateness µs p50 {}  p99 {}  max {}  early max {}; jitter ms p50 {:.3}  p99 {:.3}  max {:.3}; {} streams, {}",
+                thousands(m.lateness_us.p50),
+                thousands(m.lateness_us.p99),
+                thousands(m.lateness_us.max),
+                thousands(m.earliness_us.max),
+                m.jitter_ms.p50,
+                m.jitter_ms.p99,
+                m.jitter_ms.max,
+                m.streams,
+                toffset
+            ),
+        ));
+    }
     rows.push((
         "setup ms",
         format!(
@@ -148,6 +180,23 @@ pub fn table(report: &Report) -> String {
             format!(
                 "pid {}  user {:.2} s  system {:.2} s  {:.3} µs/packet",
                 s.pid, s.cpu.user_s, s.cpu.system_s, s.cpu.us_per_packet
+            ),
+        ));
+    }
+    if let Some(c) = &r.churn {
+        rows.push((
+            "churn",
+            format!(
+                "lifetimes {}–{} s (seed {}); {} sessions, {} ended: {} torn down, {} closed without TEARDOWN; {} replaced; {} failed",
+                c.min_s,
+                c.max_s,
+                c.seed,
+                thousands(c.sessions),
+                thousands(c.ended),
+                thousands(c.teardowns),
+                thousands(c.closed_without_teardown),
+                thousands(c.replaced),
+                thousands(c.failed)
             ),
         ));
     }

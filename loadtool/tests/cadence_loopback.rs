@@ -10,10 +10,7 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use common::*;
 
@@ -23,33 +20,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 const CLIENTS: u64 = 200;
 const DURATION_S: f64 = 10.0;
 const MEDIA_FILE: &str = "sample.mp4";
-
-fn cadence_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CADENCE_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    // target/<profile>/deps/<this test> → target/<profile>/cadence
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("cadence");
-    candidate.is_file().then_some(candidate)
-}
-
-fn start_cadence(bin: &PathBuf) -> (Server, u16) {
-    let port = free_tcp_port();
-    let udp_base = free_udp_pair();
-    let child = Command::new(bin)
-        .args(["--cores", "1", "--log-level", "warn", "--media"])
-        .arg(repo_root().join("media"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--udp-port-base")
-        .arg(udp_base.to_string())
-        .spawn()
-        .expect("start cadence");
-    let mut server = Server(child);
-    wait_for_listener(port, &mut server.0, Duration::from_secs(20));
-    (server, port)
-}
 
 /// Packets the schedules of `MEDIA_FILE` send in the first `play_us` µs of
 /// a session, over all tracks.
@@ -69,7 +39,7 @@ fn run(transport: &str) {
     };
     let media = repo_root().join("media").join(MEDIA_FILE);
     let schedule = cadence_hinting::open(&media).expect("the bundled sample compiles");
-    let (_server, port) = start_cadence(&bin);
+    let (_server, port) = start_cadence(&bin, &[]);
     let url = format!("rtsp://127.0.0.1:{port}/{MEDIA_FILE}");
     let clients = CLIENTS.to_string();
     let duration = DURATION_S.to_string();

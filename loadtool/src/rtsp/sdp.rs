@@ -1,16 +1,21 @@
 //! What the load tool needs from a DESCRIBE reply's SDP (RFC 4566 / RFC 8866,
 //! parsed with sdp-types): the media to SET UP, their control URLs and RTP
-//! clock rates, and the aggregate control URL for PLAY.
+//! clock rates, the header extensions they announce (`a=extmap`, RFC 8285
+//! §5), and the aggregate control URL for PLAY.
 
 use rtsp_types::Url;
 
 use super::url::{resolve_control, BadControl};
+use crate::hdrext::TOFFSET_URI;
+use crate::media_kind::MediaKind;
 
 /// One media description (`m=` section) to SET UP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackInfo {
     /// Media type from the `m=` line (`video`, `audio`, …).
     pub media: String,
+    /// [`MediaKind`] of `media`.
+    pub kind: MediaKind,
     /// The `a=control:` value as written (`trackID=3`, `streamid=0`, …).
     pub control: String,
     /// The control URL, resolved against the base URL.
@@ -22,6 +27,11 @@ pub struct TrackInfo {
     /// RTP clock rate in Hz, from `a=rtpmap`, or the static payload type's
     /// rate (RFC 3551 §6), else 90000 for video and 8000 for audio.
     pub clock_rate: u32,
+    /// Local identifier (1–255) of the transmission time offset extension
+    /// (`a=extmap:<id> urn:ietf:params:rtp-hdrext:toffset`, RFC 5450 §5,
+    /// RFC 8285 §5) announced for this media, or at session level; `None`
+    /// when not announced.
+    pub toffset_id: Option<u8>,
 }
 
 /// The parts of a presentation description that a player acts on.
@@ -68,6 +78,7 @@ pub fn parse_presentation(sdp: &[u8], base: &Url) -> Result<Presentation, SdpErr
     if rtp_media.is_empty() {
         return Err(SdpError::NoMedia);
     }
+    let session_toffset = extmap_id(&session.attributes, TOFFSET_URI);
     let mut tracks = Vec::with_capacity(rtp_media.len());
     for (index, media) in rtp_media.iter().enumerate() {
         let control = match media.get_first_attribute_value("control") {
@@ -89,14 +100,35 @@ pub fn parse_presentation(sdp: &[u8], base: &Url) -> Result<Presentation, SdpErr
             .unwrap_or(if media.media == "audio" { 8000 } else { 90_000 });
         tracks.push(TrackInfo {
             media: media.media.clone(),
+            kind: MediaKind::from_sdp(&media.media),
             control,
             url,
             payload_type,
             encoding,
             clock_rate,
+            toffset_id: extmap_id(&media.attributes, TOFFSET_URI).or(session_toffset),
         });
     }
     Ok(Presentation { tracks, aggregate })
+}
+
+/// The local identifier of extension `uri` among `attributes`:
+/// `a=extmap:<value>["/"<direction>] <URI> [<extensionattributes>]`
+/// (RFC 8285 §5). Identifiers outside 1–255 (the one- and two-byte header
+/// forms, §4.2 and §4.3) are not usable in packets and are ignored.
+fn extmap_id(attributes: &[sdp_types::Attribute], uri: &str) -> Option<u8> {
+    attributes
+        .iter()
+        .filter(|a| a.attribute.eq_ignore_ascii_case("extmap"))
+        .filter_map(|a| a.value.as_deref())
+        .find_map(|value| {
+            let mut parts = value.split_ascii_whitespace();
+            let id = parts.next()?.split('/').next()?;
+            if !parts.next()?.eq_ignore_ascii_case(uri) {
+                return None;
+            }
+            id.parse::<u8>().ok().filter(|id| *id > 0)
+        })
 }
 
 /// The encoding name and clock rate of `a=rtpmap:<pt> <name>/<rate>[/<ch>]`.
@@ -184,6 +216,38 @@ m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\na=control:streamid=
         let p = parse_presentation(sdp.as_bytes(), &url("rtsp://h/a")).unwrap();
         assert_eq!(p.tracks[0].clock_rate, 8000);
         assert_eq!(p.tracks[0].url.as_str(), "rtsp://h/a");
+    }
+
+    #[test]
+    fn extmap_toffset_per_media_and_session() {
+        let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\n\
+m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=1\r\n\
+a=extmap:3 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n\
+a=extmap:5/sendonly urn:ietf:params:rtp-hdrext:toffset\r\n\
+m=audio 0 RTP/AVP 97\r\na=rtpmap:97 mpeg4-generic/44100/2\r\na=control:trackID=2\r\n\
+m=application 0 RTP/AVP 98\r\na=control:trackID=3\r\n\
+a=extmap:0 urn:ietf:params:rtp-hdrext:toffset\r\n";
+        let p = parse_presentation(sdp.as_bytes(), &url("rtsp://h/a/")).unwrap();
+        assert_eq!(p.tracks[0].toffset_id, Some(5));
+        assert_eq!(p.tracks[0].kind, MediaKind::Video);
+        assert_eq!(p.tracks[1].toffset_id, None);
+        assert_eq!(p.tracks[1].kind, MediaKind::Audio);
+        // Id 0 is not a valid identifier.
+        assert_eq!(p.tracks[2].toffset_id, None);
+        assert_eq!(p.tracks[2].kind, MediaKind::Other);
+
+        // Session level applies to every media; media level wins; ids above
+        // 255 cannot appear in packets.
+        let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\n\
+a=extmap:200 URN:IETF:PARAMS:RTP-HDREXT:TOFFSET\r\n\
+m=video 0 RTP/AVP 96\r\na=control:trackID=1\r\na=extmap:4096 urn:ietf:params:rtp-hdrext:toffset\r\n\
+m=audio 0 RTP/AVP 0\r\na=control:trackID=2\r\na=extmap:7 urn:ietf:params:rtp-hdrext:toffset\r\n";
+        let p = parse_presentation(sdp.as_bytes(), &url("rtsp://h/a/")).unwrap();
+        assert_eq!(p.tracks[0].toffset_id, Some(200));
+        assert_eq!(p.tracks[1].toffset_id, Some(7));
+        // No extmap at all.
+        let p = parse_presentation(DSS.as_bytes(), &url("rtsp://h/a/")).unwrap();
+        assert!(p.tracks.iter().all(|t| t.toffset_id.is_none()));
     }
 
     #[test]

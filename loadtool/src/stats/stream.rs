@@ -43,6 +43,9 @@ pub struct StreamStats {
     pub sr_received: u64,
     /// True once the server sent an RTCP BYE for this SSRC.
     pub bye: bool,
+    /// Packets (not duplicates) measured from a transmission time offset
+    /// (RFC 5450) rather than from the RTP timestamp alone.
+    pub toffset_packets: u64,
     prior_expected: u64,
     prior_unique: u64,
 }
@@ -62,23 +65,50 @@ impl StreamStats {
             last_sr: None,
             sr_received: 0,
             bye: false,
+            toffset_packets: 0,
             prior_expected: 0,
             prior_unique: 0,
         }
     }
 
-    /// Accounts one RTP packet of `len` bytes with sequence number `seq` and
-    /// timestamp `rtp_ts`, arrived at `arrival_ns` (CLOCK_REALTIME ns).
-    /// Returns its lateness in µs, or `None` for a duplicate or a packet set
-    /// aside as a sequence discontinuity.
+    /// Accounts one RTP packet of `len` bytes with sequence number `seq`,
+    /// timestamp `rtp_ts` and transmission time offset `toffset` (RTP ticks,
+    /// from the RFC 5450 header extension; `None` when the packet carries
+    /// none), arrived at `arrival_ns` (CLOCK_REALTIME ns). Returns its
+    /// lateness in µs, or `None` for a duplicate or a packet set aside as a
+    /// sequence discontinuity.
+    ///
+    /// Lateness and jitter are computed from the transmission time
+    /// `rtp_ts + toffset` (wrapping in 32 bits). RFC 5450 §3 defines the
+    /// offset as that of the packet's actual transmission time from the time
+    /// its RTP timestamp gives, in RTP ticks, positive when sent later; §4
+    /// then computes jitter with `T = S + O` in place of the timestamp `S`:
+    /// `D(i,j) = (Rj - Ri) - ((Sj + Oj) - (Si + Oi))`. So a B-frame stream,
+    /// whose timestamps are presentation times while packets leave in decode
+    /// order, measures as sent on time. A packet without the extension is
+    /// taken as sent at its RTP time (offset 0).
     #[inline]
-    pub fn on_rtp(&mut self, seq: u16, rtp_ts: u32, len: usize, arrival_ns: u64) -> Option<i64> {
+    pub fn on_rtp(
+        &mut self,
+        seq: u16,
+        rtp_ts: u32,
+        toffset: Option<i32>,
+        len: usize,
+        arrival_ns: u64,
+    ) -> Option<i64> {
         self.bytes += len as u64;
         match self.seq.on_packet(seq) {
             SeqOutcome::Duplicate | SeqOutcome::Discontinuity => None,
             SeqOutcome::InOrder | SeqOutcome::Reordered => {
-                self.jitter.on_packet(rtp_ts, arrival_ns);
-                let late = self.lateness.on_packet(rtp_ts, arrival_ns);
+                let sent = match toffset {
+                    Some(offset) => {
+                        self.toffset_packets += 1;
+                        rtp_ts.wrapping_add(offset as u32)
+                    }
+                    None => rtp_ts,
+                };
+                self.jitter.on_packet(sent, arrival_ns);
+                let late = self.lateness.on_packet(sent, arrival_ns);
                 self.lateness_max_us = self.lateness_max_us.max(late);
                 self.lateness_min_us = self.lateness_min_us.min(late);
                 Some(late)
@@ -140,10 +170,10 @@ mod tests {
             if i == 10 || i == 11 {
                 continue; // lost
             }
-            lates.push(s.on_rtp(i as u16, (i * 3600) as u32, 1200, i * 40 * MS));
+            lates.push(s.on_rtp(i as u16, (i * 3600) as u32, None, 1200, i * 40 * MS));
         }
         // A duplicate of the last packet.
-        assert_eq!(s.on_rtp(99, 99 * 3600, 1200, 99 * 40 * MS + 1), None);
+        assert_eq!(s.on_rtp(99, 99 * 3600, None, 1200, 99 * 40 * MS + 1), None);
         assert!(lates.iter().all(|l| *l == Some(0)));
         assert_eq!(s.bytes, 99 * 1200);
         assert_eq!(s.seq.lost(), 2);
@@ -156,5 +186,45 @@ mod tests {
         assert_eq!(r.dlsr, 32768); // 0.5 s
                                    // Nothing new: the next interval has no loss.
         assert_eq!(s.report(2000 * MS).fraction_lost, 0);
+    }
+
+    /// IBBP in decode order, one packet per frame every 40 ms (3600 ticks),
+    /// sent exactly at decode time: (presentation frame, offset in frames).
+    fn ibbp(frames: u64) -> Vec<(u64, i64)> {
+        (0..frames)
+            .map(|d| {
+                let pts = match d {
+                    0 => 0,
+                    _ => match (d - 1) % 3 {
+                        0 => d + 2, // P: three frames ahead
+                        _ => d - 1, // B: one frame behind
+                    },
+                };
+                (pts, d as i64 - pts as i64)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn toffset_turns_b_frame_reordering_into_transmission_time() {
+        let base = u32::MAX - 50_000; // across the timestamp wrap
+        let (mut with, mut without) = (StreamStats::new(90_000), StreamStats::new(90_000));
+        let (mut late_with, mut late_without) = (Vec::new(), Vec::new());
+        for (d, (pts, offset)) in ibbp(300).into_iter().enumerate() {
+            let ts = base.wrapping_add((pts * 3600) as u32);
+            let arrival = 1_000 * MS + d as u64 * 40 * MS;
+            let toffset = Some((offset * 3600) as i32);
+            late_with.push(with.on_rtp(d as u16, ts, toffset, 1200, arrival).unwrap());
+            late_without.push(without.on_rtp(d as u16, ts, None, 1200, arrival).unwrap());
+        }
+        assert!(late_with.iter().all(|l| *l == 0), "{late_with:?}");
+        assert_eq!(with.jitter.ticks(), 0);
+        assert_eq!(with.toffset_packets, 300);
+        // Without the offset, B-frames look one frame late and P-frames two
+        // frames early; RFC 3550 jitter measures the reorder depth.
+        assert_eq!(without.lateness_max_us, 40_000);
+        assert_eq!(without.lateness_min_us, -80_000);
+        assert!(without.jitter.ms() > 40.0, "{}", without.jitter.ms());
+        assert_eq!(without.toffset_packets, 0);
     }
 }

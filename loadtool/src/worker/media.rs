@@ -6,6 +6,7 @@ use std::os::fd::AsRawFd;
 use rtp_types::RtpPacket;
 
 use super::Worker;
+use crate::hdrext::{self, ExtensionBlock};
 use crate::net::timestamp;
 use crate::net::udp::BATCH;
 use crate::rtcp::{read_compound, RtcpEvent};
@@ -54,12 +55,28 @@ impl Worker {
                 let (ssrc, seq, ts, len) = (h.ssrc, h.sequence_number, h.timestamp, d.len);
                 match self.demux.lookup(pair16, ssrc, d.source_port) {
                     Some((stream, learned)) => {
+                        let m = &mut self.meta[stream as usize];
                         if learned {
-                            let m = &mut self.meta[stream as usize];
                             m.ssrc = Some(ssrc);
                             m.source_port = None;
                         }
-                        self.record_rtp(stream as usize, seq, ts, len, arrival);
+                        if m.stopped {
+                            self.totals.after_stop += 1;
+                            continue;
+                        }
+                        // The head holds the CSRCs and the start of the
+                        // header extension (see hdrext on truncation).
+                        let toffset = match m.toffset_id {
+                            Some(id) => match hdrext::packet_toffset(d.data, d.len, id) {
+                                Ok(o) => o,
+                                Err(_) => {
+                                    self.totals.bad_extension += 1;
+                                    None
+                                }
+                            },
+                            None => None,
+                        };
+                        self.record_rtp(stream as usize, seq, ts, toffset, len, arrival);
                     }
                     None if self.stopping => self.totals.after_stop += 1,
                     None => self.totals.unknown_ssrc += 1,
@@ -74,20 +91,31 @@ impl Worker {
         }
     }
 
-    /// Counts one RTP packet of `stream`: its statistics, the totals, and
-    /// its lateness (or earliness) in the histograms.
+    /// Counts one RTP packet of `stream` (timestamp `ts`, transmission time
+    /// offset `toffset` in RTP ticks when it carried one): its statistics,
+    /// the totals, and its lateness (or earliness) in the histograms of its
+    /// media kind.
     #[inline]
-    fn record_rtp(&mut self, stream: usize, seq: u16, ts: u32, len: usize, arrival_ns: u64) {
-        let late = self.streams[stream].on_rtp(seq, ts, len, arrival_ns);
+    fn record_rtp(
+        &mut self,
+        stream: usize,
+        seq: u16,
+        ts: u32,
+        toffset: Option<i32>,
+        len: usize,
+        arrival_ns: u64,
+    ) {
+        let late = self.streams[stream].on_rtp(seq, ts, toffset, len, arrival_ns);
         self.totals.packets += 1;
         self.totals.bytes += len as u64;
         if let Some(late) = late {
+            let h = &mut self.by_kind[self.meta[stream].kind.index()];
             if late < 0 {
                 self.totals.early_packets += 1;
-                self.earliness.saturating_record(late.unsigned_abs());
+                h.earliness.saturating_record(late.unsigned_abs());
             }
             let v = late.max(0) as u64;
-            self.lateness.saturating_record(v);
+            h.lateness.saturating_record(v);
             self.interval.saturating_record(v);
         }
     }
@@ -162,8 +190,25 @@ impl Worker {
             if self.meta[stream].ssrc.is_none() {
                 self.meta[stream].ssrc = Some(packet.ssrc());
             }
+            let toffset = match (self.meta[stream].toffset_id, packet.extension()) {
+                (Some(id), Some((profile, data))) => {
+                    let block = ExtensionBlock {
+                        profile,
+                        data,
+                        truncated: false,
+                    };
+                    match hdrext::toffset(&block, id) {
+                        Ok(o) => o,
+                        Err(_) => {
+                            self.totals.bad_extension += 1;
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
             let (seq, ts) = (packet.sequence_number(), packet.timestamp());
-            self.record_rtp(stream, seq, ts, data.len(), arrival_ns);
+            self.record_rtp(stream, seq, ts, toffset, data.len(), arrival_ns);
         } else if let Some(r) = s.streams.iter().find(|r| r.rtcp_channel == channel) {
             let stream = r.stream as usize;
             self.on_stream_rtcp(stream, data, arrival_ns);

@@ -8,9 +8,12 @@
 //! kernel receive timestamps, so reading late (see `coalesce`) costs no
 //! accuracy.
 
+mod churn;
 mod media;
 mod session;
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
@@ -20,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::churn::Churn;
 use crate::demux::{Demux, StreamId};
+use crate::media_kind::MediaKind;
 use crate::net::epoll::{Epoll, READ};
 use crate::net::udp::{RecvBatch, UdpPair, RTCP_SLOT, RTP_HEAD};
 use crate::plan::{ClientPlan, Transport};
@@ -68,6 +73,29 @@ pub struct WorkerConfig {
     pub coalesce: Duration,
     /// Mean interval between RTCP receiver reports.
     pub rr_interval: Duration,
+    /// Churn mode: lifetimes and replacement of sessions.
+    pub churn: Option<Churn>,
+    /// `--clients` of the whole run (session numbers of replacements are
+    /// generation × this + slot).
+    pub clients_total: usize,
+}
+
+/// Lateness distributions of the packets of one media kind.
+#[derive(Debug, Clone)]
+pub struct KindLateness {
+    /// Lateness of every packet counted, µs (negative values as 0).
+    pub lateness: Histogram<u64>,
+    /// How early the early packets were, µs.
+    pub earliness: Histogram<u64>,
+}
+
+impl Default for KindLateness {
+    fn default() -> Self {
+        Self {
+            lateness: lateness_histogram(),
+            earliness: lateness_histogram(),
+        }
+    }
 }
 
 /// What a worker hands back.
@@ -75,10 +103,8 @@ pub struct WorkerConfig {
 pub struct WorkerResult {
     /// Its sessions.
     pub sessions: Vec<SessionRecord>,
-    /// Lateness of every packet counted, µs (negative values as 0).
-    pub lateness: Histogram<u64>,
-    /// How early the early packets were, µs.
-    pub earliness: Histogram<u64>,
+    /// Lateness per media kind, indexed by [`MediaKind::index`].
+    pub by_kind: [KindLateness; 3],
     /// Counters.
     pub totals: Totals,
     /// UDP port pairs it used.
@@ -112,8 +138,7 @@ pub fn spawn(
                 Ok(worker) => worker.run(),
                 Err(e) => WorkerResult {
                     sessions: Vec::with_capacity(n),
-                    lateness: lateness_histogram(),
-                    earliness: lateness_histogram(),
+                    by_kind: Default::default(),
                     totals: Totals::default(),
                     udp_pairs: 0,
                     rcvbuf: 0,
@@ -140,6 +165,14 @@ struct StreamMeta {
     ssrc: Option<u32>,
     /// Source-port key used while the SSRC is unknown.
     source_port: Option<u16>,
+    /// Media kind (from the SDP `m=` line).
+    kind: MediaKind,
+    /// Local identifier of the RFC 5450 toffset extension, when the SDP
+    /// announced it for this media.
+    toffset_id: Option<u8>,
+    /// Counting ended (churn mode): its demultiplexer keys stay until the
+    /// stream is retired, and packets that still arrive are `after_stop`.
+    stopped: bool,
 }
 
 /// One worker's state.
@@ -148,8 +181,22 @@ struct Worker {
     shared: Arc<Shared>,
     epoll: Epoll,
     sessions: Vec<Session>,
-    /// Index of the next session to start (sessions are in start order).
+    /// Index of the next planned session to start (the first `planned`
+    /// sessions are in start order).
     next_start: usize,
+    /// Sessions planned at the start (one per client of this worker).
+    planned: usize,
+    /// Churn mode: successors due to start, in due order: (due, plan).
+    successors: VecDeque<(Instant, ClientPlan)>,
+    /// Churn mode: session slots whose session ended and was recorded.
+    free_sids: Vec<usize>,
+    /// Churn mode: streams of recorded sessions, and when to drop their
+    /// demultiplexer keys and reuse their ids.
+    retiring: BinaryHeap<Reverse<(Instant, StreamId)>>,
+    /// Stream ids free for reuse.
+    free_streams: Vec<StreamId>,
+    /// Records of sessions that ended during the run (churn mode).
+    records: Vec<SessionRecord>,
     streams: Vec<StreamStats>,
     meta: Vec<StreamMeta>,
     pairs: Vec<Pair>,
@@ -159,8 +206,7 @@ struct Worker {
     rtp_batch: RecvBatch,
     rtcp_batch: RecvBatch,
     scratch: Vec<u8>,
-    lateness: Histogram<u64>,
-    earliness: Histogram<u64>,
+    by_kind: [KindLateness; 3],
     interval: Histogram<u64>,
     totals: Totals,
     rr_buf: [u8; crate::rtcp::MAX_RR + 4],
@@ -198,7 +244,12 @@ impl Worker {
                 pairs.push(Pair { sockets, v6 });
             }
         }
-        let sessions = clients.into_iter().map(Session::new).collect();
+        let churn = config.churn;
+        let sessions: Vec<Session> = clients
+            .into_iter()
+            .map(|plan| Session::new(plan, churn.as_ref()))
+            .collect();
+        let planned = sessions.len();
         Ok(Self {
             cname: format!(
                 "cadence-loadtool-{}-{}@localhost",
@@ -210,6 +261,12 @@ impl Worker {
             epoll,
             sessions,
             next_start: 0,
+            planned,
+            successors: VecDeque::new(),
+            free_sids: Vec::new(),
+            retiring: BinaryHeap::new(),
+            free_streams: Vec::new(),
+            records: Vec::new(),
             streams: Vec::new(),
             meta: Vec::new(),
             pairs,
@@ -219,8 +276,7 @@ impl Worker {
             rtp_batch: RecvBatch::new(RTP_HEAD),
             rtcp_batch: RecvBatch::new(RTCP_SLOT),
             scratch: vec![0u8; 64 * 1024],
-            lateness: lateness_histogram(),
-            earliness: lateness_histogram(),
+            by_kind: Default::default(),
             interval: lateness_histogram(),
             totals: Totals::default(),
             rr_buf: [0u8; crate::rtcp::MAX_RR + 4],
@@ -280,7 +336,7 @@ impl Worker {
             }
             // While sessions are being set up, pass at least every
             // SETUP_COALESCE so that replies wait little (setup latency).
-            let coalesce = if self.in_setup == 0 && self.next_start >= self.sessions.len() {
+            let coalesce = if self.in_setup == 0 && self.next_start >= self.planned {
                 self.config.coalesce
             } else {
                 self.config.coalesce.min(SETUP_COALESCE)
@@ -298,8 +354,15 @@ impl Worker {
     /// scan interval.
     fn wait_ms(&self, now: Instant) -> i32 {
         let mut wait = SCAN_INTERVAL;
-        if let Some(next) = self.sessions.get(self.next_start) {
+        if let Some(next) = self
+            .sessions
+            .get(self.next_start)
+            .filter(|_| self.next_start < self.planned)
+        {
             let due = self.shared.t0 + next.plan.start;
+            wait = wait.min(due.saturating_duration_since(now));
+        }
+        if let Some((due, _)) = self.successors.front() {
             wait = wait.min(due.saturating_duration_since(now));
         }
         if wait.is_zero() {
@@ -315,13 +378,14 @@ impl Worker {
             return;
         }
         while let Some(s) = self.sessions.get(self.next_start) {
-            if self.shared.t0 + s.plan.start > now {
+            if self.next_start >= self.planned || self.shared.t0 + s.plan.start > now {
                 break;
             }
             let sid = self.next_start;
             self.next_start += 1;
             self.start_session(sid, now);
         }
+        self.start_successors(now);
     }
 
     /// Picks the UDP pair for a new session (round-robin per family).
@@ -351,8 +415,13 @@ impl Worker {
                 }
             }
         }
+        self.retire_due(now);
         for sid in 0..self.sessions.len() {
             let s = &self.sessions[sid];
+            if s.state == State::Playing && !self.stopping && s.ends_at.is_some_and(|e| now >= e) {
+                self.end_lifetime(sid, now);
+                continue;
+            }
             if let Some(deadline) = s.deadline {
                 if now >= deadline {
                     let phase = s.phase_name();
@@ -432,13 +501,15 @@ impl Worker {
             .filter_map(crate::kernel::socket_inode)
             .collect();
         let socket_drops = crate::kernel::socket_drops(&inodes);
-        let sessions = (0..self.sessions.len())
-            .map(|sid| self.session_record(sid))
-            .collect();
+        let mut sessions = std::mem::take(&mut self.records);
+        sessions.extend(
+            (0..self.sessions.len())
+                .filter(|&sid| !self.sessions[sid].recorded)
+                .map(|sid| self.session_record(sid)),
+        );
         WorkerResult {
             sessions,
-            lateness: std::mem::replace(&mut self.lateness, lateness_histogram()),
-            earliness: std::mem::replace(&mut self.earliness, lateness_histogram()),
+            by_kind: std::mem::take(&mut self.by_kind),
             totals: std::mem::take(&mut self.totals),
             udp_pairs: self.pairs.len(),
             rcvbuf: self
@@ -465,6 +536,7 @@ impl Worker {
                 StreamRecord {
                     control: r.control.clone(),
                     media: r.media.clone(),
+                    kind: self.meta[r.stream as usize].kind,
                     clock_rate: st.clock_rate,
                     ssrc: self.meta[r.stream as usize].ssrc,
                     rtp_info_seq: r.rtp_info_seq,
@@ -480,12 +552,18 @@ impl Worker {
                     lateness_max_us: has.then_some(st.lateness_max_us).filter(|v| *v != i64::MIN),
                     sender_reports: st.sr_received,
                     bye: st.bye,
+                    toffset_id: self.meta[r.stream as usize].toffset_id,
+                    toffset_packets: st.toffset_packets,
                 }
             })
             .collect();
         let ms = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64() * 1000.0;
         SessionRecord {
             index: s.plan.index,
+            slot: s.plan.slot,
+            generation: s.plan.generation,
+            lifetime_ms: s.lifetime.map(|l| l.as_secs_f64() * 1000.0),
+            ended: s.ended,
             url: s.plan.url.to_string(),
             transport: s.plan.transport,
             started: s.t_connect.is_some(),
@@ -499,15 +577,32 @@ impl Worker {
         }
     }
 
-    /// Registers a new stream and returns its id.
-    fn new_stream(&mut self, clock_rate: u32, pair: Option<u16>) -> StreamId {
-        let id = self.streams.len() as StreamId;
-        self.streams.push(StreamStats::new(clock_rate));
-        self.meta.push(StreamMeta {
+    /// Registers a new stream of media `kind` with RTP clock `clock_rate`
+    /// (Hz), received on UDP pair `pair` (None: interleaved), whose packets
+    /// carry the toffset extension as `toffset_id`, and returns its id.
+    fn new_stream(
+        &mut self,
+        clock_rate: u32,
+        pair: Option<u16>,
+        kind: MediaKind,
+        toffset_id: Option<u8>,
+    ) -> StreamId {
+        let meta = StreamMeta {
             pair,
             ssrc: None,
             source_port: None,
-        });
+            kind,
+            toffset_id,
+            stopped: false,
+        };
+        if let Some(id) = self.free_streams.pop() {
+            self.streams[id as usize] = StreamStats::new(clock_rate);
+            self.meta[id as usize] = meta;
+            return id;
+        }
+        let id = self.streams.len() as StreamId;
+        self.streams.push(StreamStats::new(clock_rate));
+        self.meta.push(meta);
         id
     }
 }

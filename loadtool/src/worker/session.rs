@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rtsp_types::Response;
 
 use super::{token, Worker, KIND_SESSION, NO_DATA_AFTER};
+use crate::churn::{Churn, Ending};
 use crate::failure::Cause;
 use crate::net::epoll::{READ, WRITE};
 use crate::net::{tcp, timestamp};
@@ -90,11 +91,31 @@ pub(super) struct Session {
     pub reconnects: u32,
     /// True once counted in the `settled` gauge.
     pub settled: bool,
+    /// Churn mode: play time drawn for this session, and how it ends.
+    pub lifetime: Option<Duration>,
+    pub ending: Ending,
+    /// Churn mode: when the lifetime ends (set at the PLAY reply).
+    pub ends_at: Option<Instant>,
+    /// Churn mode: how it ended once its lifetime was reached.
+    pub ended: Option<Ending>,
+    /// Churn mode: a successor was queued for its slot.
+    pub succeeded: bool,
+    /// Churn mode: its record was taken and its slot freed.
+    pub recorded: bool,
 }
 
 impl Session {
-    pub fn new(plan: ClientPlan) -> Self {
+    /// A session of `plan`; with `churn`, its lifetime and ending are drawn
+    /// from its slot and generation.
+    pub fn new(plan: ClientPlan, churn: Option<&Churn>) -> Self {
         let now = Instant::now();
+        let (lifetime, ending) = match churn {
+            Some(c) => {
+                let (l, e) = c.draw(plan.slot, plan.generation);
+                (Some(l), e)
+            }
+            None => (None, Ending::Teardown),
+        };
         Self {
             plan,
             client: None,
@@ -112,6 +133,12 @@ impl Session {
             own_ssrc: rand::random(),
             reconnects: 0,
             settled: false,
+            lifetime,
+            ending,
+            ends_at: None,
+            ended: None,
+            succeeded: false,
+            recorded: false,
         }
     }
 
@@ -446,8 +473,13 @@ impl Worker {
         else {
             return true;
         };
-        let (control, media, clock_rate) =
-            (info.control.clone(), info.media.clone(), info.clock_rate);
+        let (control, media, clock_rate, kind, toffset_id) = (
+            info.control.clone(),
+            info.media.clone(),
+            info.clock_rate,
+            info.kind,
+            info.toffset_id,
+        );
         let transport = s.plan.transport;
         let server_ip = reply
             .source
@@ -460,7 +492,7 @@ impl Worker {
             return false;
         }
         let pair = s.pair;
-        let stream = self.new_stream(clock_rate, pair);
+        let stream = self.new_stream(clock_rate, pair, kind, toffset_id);
         let mut r = StreamRef {
             stream,
             control,
@@ -527,6 +559,7 @@ impl Worker {
         s.next_keepalive = now + keepalive;
         // First report after 0.5–1 interval, to spread reports over time.
         s.next_rr = now + rr.mul_f64(0.5 + rand::random::<f64>() * 0.5);
+        s.ends_at = s.lifetime.map(|l| now + l);
         self.in_setup = self.in_setup.saturating_sub(1);
         self.mark_settled(sid);
         self.gauges().playing.fetch_add(1, Ordering::Relaxed);
@@ -617,14 +650,23 @@ impl Worker {
         }
     }
 
-    /// Ends counting for a playing session.
+    /// Ends counting for a playing session. In churn mode during the run,
+    /// the streams keep their demultiplexer keys until they are retired (so
+    /// that packets the server still sends count as `after_stop`, not as
+    /// unknown); otherwise the keys go now.
     pub(super) fn stop_counting(&mut self, sid: usize, now: Instant) {
         let s = &mut self.sessions[sid];
         if s.t_playing.is_some() && s.t_stopped.is_none() {
             s.t_stopped = Some(now);
             self.gauges().playing.fetch_sub(1, Ordering::Relaxed);
         }
-        self.unregister_streams(sid);
+        if self.config.churn.is_some() && !self.stopping {
+            for r in &self.sessions[sid].streams {
+                self.meta[r.stream as usize].stopped = true;
+            }
+        } else {
+            self.unregister_streams(sid);
+        }
     }
 
     /// Removes the session's UDP streams from the demultiplexer.
@@ -656,8 +698,11 @@ impl Worker {
         }
     }
 
+    /// Counts a first session (generation 0) in the `settled` gauge once it
+    /// plays or fails: the measurement window starts when every client has.
     fn mark_settled(&mut self, sid: usize) {
-        if !self.sessions[sid].settled {
+        let s = &self.sessions[sid];
+        if !s.settled && s.plan.generation == 0 {
             self.sessions[sid].settled = true;
             self.gauges().settled.fetch_add(1, Ordering::Relaxed);
         }
@@ -689,12 +734,16 @@ impl Worker {
             self.in_setup = self.in_setup.saturating_sub(1);
         }
         self.record_failure(sid, cause, phase, detail);
-        self.stop_counting(sid, Instant::now());
+        let now = Instant::now();
+        self.stop_counting(sid, now);
+        // Churn: a failed session is replaced too, after a pause, so that a
+        // server that refuses sessions is not hammered.
+        self.queue_successor(sid, now + super::churn::RETRY_AFTER);
         self.close(sid, State::Failed);
     }
 
     /// Closes the control connection and sets the final state.
-    fn close(&mut self, sid: usize, state: State) {
+    pub(super) fn close(&mut self, sid: usize, state: State) {
         let s = &mut self.sessions[sid];
         s.deadline = None;
         if let Some(conn) = s.conn.take() {
@@ -705,5 +754,6 @@ impl Worker {
             self.stop_counting(sid, Instant::now());
         }
         self.sessions[sid].state = state;
+        self.finalize(sid);
     }
 }

@@ -88,6 +88,39 @@ impl Drop for Server {
     }
 }
 
+/// The `cadence` binary: `$CADENCE_BIN`, else next to this test's binary
+/// (target/<profile>/deps/<test> → target/<profile>/cadence, built by
+/// `cargo build [--release] -p cadence-engine`).
+pub fn cadence_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CADENCE_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let candidate = exe.parent()?.parent()?.join("cadence");
+    candidate.is_file().then_some(candidate)
+}
+
+/// Starts `cadence --cores 1` on a free 127.0.0.1 port with the bundled
+/// `media/`, plus `extra` arguments; returns it (killed when dropped) and its
+/// RTSP port once it listens.
+pub fn start_cadence(bin: &Path, extra: &[&str]) -> (Server, u16) {
+    let port = free_tcp_port();
+    let udp_base = free_udp_pair();
+    let child = Command::new(bin)
+        .args(["--cores", "1", "--log-level", "warn", "--media"])
+        .arg(repo_root().join("media"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--udp-port-base")
+        .arg(udp_base.to_string())
+        .args(extra)
+        .spawn()
+        .expect("start cadence");
+    let mut server = Server(child);
+    wait_for_listener(port, &mut server.0, Duration::from_secs(20));
+    (server, port)
+}
+
 /// Runs cadence-loadtool with `args`, writing its JSON report to a temporary
 /// file, and returns the exit status, the parsed report and stdout.
 pub fn run_loadtool(args: &[&str]) -> (ExitStatus, serde_json::Value, String) {
