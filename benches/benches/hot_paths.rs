@@ -363,6 +363,7 @@ mod ops {
             max_late_us: 2_500,
             finished: 0,
             sink_full: false,
+            lateness: tally,
         };
         b.bench_local(|| {
             m.add_tick(black_box(&stats));

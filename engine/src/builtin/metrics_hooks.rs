@@ -63,8 +63,7 @@ impl Extension for MetricsHooks {
         let status = u16::from(exchange.response.status());
         self.metrics
             .rtsp_request(RtspMethod::from_rtsp(req.method()), status);
-        if let Some(why) = auth_failure(status, exchange.refusal.unwrap_or(""), exchange.identity)
-        {
+        if let Some(why) = auth_failure(status, exchange.refusal.unwrap_or(""), exchange.identity) {
             self.metrics.auth_failure(why);
         }
         if status == 453 {

@@ -309,6 +309,31 @@ impl AuthFailure {
     }
 }
 
+impl From<crate::pipeline::CloseReason> for EndReason {
+    fn from(r: crate::pipeline::CloseReason) -> Self {
+        use crate::pipeline::CloseReason as C;
+        match r {
+            C::Teardown => EndReason::Teardown,
+            C::Timeout => EndReason::Timeout,
+            C::Disconnect => EndReason::Disconnect,
+            C::AdminKill => EndReason::AdminKill,
+            C::ServerStop => EndReason::ServerStop,
+            C::FileChanged => EndReason::FileChanged,
+            C::SlowClient => EndReason::SlowClient,
+        }
+    }
+}
+
+impl Transport {
+    /// The transport of a session's first set-up track (UDP when none).
+    pub fn of(s: &crate::session::Session) -> Transport {
+        match s.tracks().first().map(|t| *t.transport()) {
+            Some(crate::session::TrackTransport::Interleaved { .. }) => Transport::Tcp,
+            _ => Transport::Udp,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,30 +371,5 @@ mod tests {
             RtspMethod::from_rtsp(&rtsp_types::Method::Extension("FOO".into())),
             RtspMethod::Other
         );
-    }
-}
-
-impl From<crate::pipeline::CloseReason> for EndReason {
-    fn from(r: crate::pipeline::CloseReason) -> Self {
-        use crate::pipeline::CloseReason as C;
-        match r {
-            C::Teardown => EndReason::Teardown,
-            C::Timeout => EndReason::Timeout,
-            C::Disconnect => EndReason::Disconnect,
-            C::AdminKill => EndReason::AdminKill,
-            C::ServerStop => EndReason::ServerStop,
-            C::FileChanged => EndReason::FileChanged,
-            C::SlowClient => EndReason::SlowClient,
-        }
-    }
-}
-
-impl Transport {
-    /// The transport of a session's first set-up track (UDP when none).
-    pub fn of(s: &crate::session::Session) -> Transport {
-        match s.tracks().first().map(|t| *t.transport()) {
-            Some(crate::session::TrackTransport::Interleaved { .. }) => Transport::Tcp,
-            _ => Transport::Udp,
-        }
     }
 }

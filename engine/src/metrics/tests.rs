@@ -97,6 +97,7 @@ fn exercised() -> ServerMetrics {
         max_late_us: 3_000,
         finished: 0,
         sink_full: false,
+        ..TickStats::default()
     });
     a.add_rtp(5, 6_000, 0);
     b.add_rtp(7, 7_700, 2);

@@ -92,7 +92,8 @@ impl AdminBackend for Backend {
             Ok(r) => r,
             Err(p) => p.into_inner(),
         };
-        let mut info = ServerInfo::from_metrics(&self.metrics, self.started, &self.cpus, &mut rates);
+        let mut info =
+            ServerInfo::from_metrics(&self.metrics, self.started, &self.cpus, &mut rates);
         info.rtsp_connections = self.load.connections() as u64;
         info
     }

@@ -25,8 +25,9 @@ impl Ops {
     /// The metrics of `shards` shards and, when configured, the access log
     /// (its file is opened here, so a bad path fails the start).
     pub(super) fn start(config: &Config, shards: usize) -> Result<Ops, ServerError> {
-        let shard_metrics: Vec<Arc<ShardMetrics>> =
-            (0..shards).map(|i| Arc::new(ShardMetrics::new(i))).collect();
+        let shard_metrics: Vec<Arc<ShardMetrics>> = (0..shards)
+            .map(|i| Arc::new(ShardMetrics::new(i)))
+            .collect();
         let mut metrics = ServerMetrics::new(shard_metrics.clone());
         let access_log = match &config.access_log {
             Some(cfg) => {
@@ -78,9 +79,10 @@ impl Ops {
             load,
             timeout,
         ));
-        let server = AdminServer::start(cfg.clone(), backend, self.metrics.clone()).map_err(|e| {
-            ServerError::Startup(format!("cannot start the admin API on {}: {e}", cfg.addr))
-        })?;
+        let server =
+            AdminServer::start(cfg.clone(), backend, self.metrics.clone()).map_err(|e| {
+                ServerError::Startup(format!("cannot start the admin API on {}: {e}", cfg.addr))
+            })?;
         tracing::info!(addr = %server.local_addr(), "admin API listening");
         if let Ok(mut a) = self.admin.lock() {
             *a = Some(server);

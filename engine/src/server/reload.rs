@@ -101,11 +101,9 @@ impl RunningServer {
         if let Some(note) = live.ops.reload(new) {
             changes.push(note);
         }
-        if let Some(r) = super::watch::rescan_and_notify(
-            &live.catalog,
-            &live.shards,
-            &live.ops.metrics,
-        ) {
+        if let Some(r) =
+            super::watch::rescan_and_notify(&live.catalog, &live.shards, &live.ops.metrics)
+        {
             if !(r.added.is_empty() && r.removed.is_empty() && r.changed.is_empty()) {
                 changes.push(format!(
                     "media: {} added, {} removed, {} changed",

@@ -16,6 +16,7 @@
 //! submit everything in one `io_uring_enter` that sleeps until the
 //! endpoint's next deadline or the next completion.
 
+mod admin;
 pub mod bufring;
 pub mod conn;
 pub mod conns;
@@ -24,7 +25,6 @@ pub mod ip_limit;
 pub mod mailbox;
 pub mod net;
 pub mod ops;
-mod admin;
 mod router;
 mod rtcp_send;
 pub mod slots;
