@@ -10,6 +10,7 @@
 //!   arrival time of every RTP packet.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod media;
 pub mod player;
 pub mod rtsp;
