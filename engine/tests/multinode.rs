@@ -27,8 +27,8 @@
 //! - `redirect_when_full_sends_the_player_to_the_next_node` (waits on `max_sessions` and
 //!   `redirect_when_full`): a full node answers DESCRIBE with 302 to the next node,
 //!   round-robin, same path and query; ffmpeg follows it and plays.
-//! - `deploy_files_are_valid`, `deploy_cadence_toml_is_accepted` (the latter waits on the
-//!   new config keys).
+//! - `deploy_files_are_valid` (haproxy -c, nft -c and two loads, systemd-analyze verify,
+//!   bash -n) and `deploy_cadence_toml_is_accepted` (waits on the new config keys).
 //!
 //! Tests marked `#[ignore = "waits on …"]` run with `cargo test --release -p cadence-engine
 //! --test multinode -- --include-ignored`; remove the mark when the feature lands.
@@ -813,8 +813,22 @@ fn redirect_when_full_sends_the_player_to_the_next_node() {
 
 #[test]
 fn deploy_files_are_valid() {
-    let tools = netns::require(&["ip", "nft", "haproxy", "bash"]);
+    let tools = netns::require(&["ip", "nft", "haproxy", "bash", "systemd-analyze"]);
     let dir = deploy_dir();
+    // The unit, with ExecStart pointing at this build's binary (verify checks it exists).
+    let scratch = TempDir::new("unit");
+    let unit = scratch.path().join("cadence.service");
+    let text = std::fs::read_to_string(dir.join("cadence.service")).expect("read unit");
+    assert!(
+        text.contains("ExecStart=/usr/local/bin/cadence "),
+        "unit ExecStart"
+    );
+    std::fs::write(
+        &unit,
+        text.replace("/usr/local/bin/cadence", env!("CARGO_BIN_EXE_cadence")),
+    )
+    .expect("write unit");
+    run(Command::new(&tools[4]).arg("verify").arg(&unit));
     run(Command::new(&tools[2])
         .args(["-c", "-f"])
         .arg(dir.join("haproxy.cfg")));
