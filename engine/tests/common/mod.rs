@@ -8,10 +8,13 @@
 //! - [`rtsp`]: a small RTSP 1.0 connection (rtsp-types framing) that echoes-checks CSeq.
 //! - [`player`]: an RTSP + RTP client over UDP or TCP-interleaved transport that records the
 //!   arrival time of every RTP packet.
+//! - [`netns`]: network namespaces (client, front, two nodes) joined by veths, processes
+//!   started inside them, all removed on drop; for the multi-node tests.
 #![allow(dead_code)]
 
 pub mod http;
 pub mod media;
+pub mod netns;
 pub mod player;
 pub mod rtsp;
 pub mod server;
