@@ -101,6 +101,15 @@ pub struct ServeArgs {
     /// client's own (repeatable); any other gets 403.
     #[arg(long)]
     pub allow_destination: Vec<String>,
+    /// Peers (CIDR) allowed to start connections with a PROXY protocol v1/v2
+    /// header giving the real client (repeatable); a header from anyone else
+    /// is refused.
+    #[arg(long)]
+    pub trusted_proxies: Vec<String>,
+    /// Also accept RTSP-over-HTTP tunnels on ADDR:PORT (repeatable; the RTSP
+    /// port takes them too).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub http_tunnel: Vec<SocketAddr>,
     /// Access log flags.
     #[command(flatten)]
     pub access_log: crate::access_log::AccessLogArgs,
@@ -159,6 +168,10 @@ pub struct FileConfig {
     pub redirect_when_full: Option<Vec<String>>,
     /// See `--allow-destination`.
     pub allow_destination: Option<Vec<String>>,
+    /// See `--trusted-proxies`.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// See `--http-tunnel`.
+    pub http_tunnel: Option<Vec<SocketAddr>>,
     /// See `--access-log`.
     pub access_log: Option<PathBuf>,
     /// See `--access-log-format`.
@@ -381,6 +394,18 @@ impl Config {
             },
         )
         .map_err(ConfigError::Invalid)?;
+        let trusted = if args.trusted_proxies.is_empty() {
+            file.trusted_proxies.clone().unwrap_or_default()
+        } else {
+            args.trusted_proxies.clone()
+        };
+        let trusted_proxies = crate::proxy_protocol::TrustedProxies::parse(&trusted)
+            .map_err(|e| ConfigError::Invalid(format!("trusted_proxies: {e}")))?;
+        let http_tunnel = if args.http_tunnel.is_empty() {
+            file.http_tunnel.clone().unwrap_or_default()
+        } else {
+            args.http_tunnel.clone()
+        };
         let auth = file.auth.unwrap_or_default();
         auth.validate()
             .map_err(|e| ConfigError::Invalid(format!("[auth] {e}")))?;
@@ -447,6 +472,8 @@ impl Config {
                     .unwrap_or(defaults.max_connections_per_ip),
                 rate_limits,
                 allow_destination: std::sync::Arc::new(allow_destination),
+                trusted_proxies: std::sync::Arc::new(trusted_proxies),
+                http_tunnel,
                 ..defaults
             },
         })

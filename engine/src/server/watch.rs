@@ -64,9 +64,18 @@ pub(super) fn spawn(
     metrics: Arc<ServerMetrics>,
 ) {
     let (tx, rx) = mpsc::channel();
-    let mut watcher = match notify::recommended_watcher(move |event| {
-        let _ = tx.send(event);
-    }) {
+    let mut watcher = match notify::recommended_watcher(
+        move |event: notify::Result<notify::Event>| {
+            // Reading the folder (our own rescans) opens it: only changes count.
+            if event
+                .as_ref()
+                .is_ok_and(|e| matches!(e.kind, notify::EventKind::Access(_)))
+            {
+                return;
+            }
+            let _ = tx.send(event);
+        },
+    ) {
         Ok(w) => w,
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch the media folder; changes apply on SIGHUP");

@@ -17,6 +17,9 @@ use cadence_hinting::FileSchedule;
 use super::ip_limit::IpSlot;
 use super::slots::segment_iovecs;
 use crate::pacer::header::MAX_HEADER_LEN;
+use crate::rtsp::framing::Framer;
+use crate::session::ConnId;
+use crate::tunnel::{Cookie, PostBody};
 
 /// Most iovecs in one connection SENDMSG (below IOV_MAX = 1024).
 pub const MAX_WRITE_IOV: usize = 512;
@@ -76,6 +79,34 @@ struct WriteBuf {
     headers: Vec<[u8; MAX_HEADER_LEN]>,
 }
 
+/// What a connection carries.
+pub enum Role {
+    /// RTSP requests and interleaved data (the usual).
+    Rtsp,
+    /// The server→client half of an RTSP-over-HTTP tunnel: replies and
+    /// interleaved data go down it; its own input after the GET is ignored.
+    TunnelGet {
+        /// The `x-sessioncookie` pairing it with its POSTs.
+        cookie: Cookie,
+    },
+    /// The client→server half of a tunnel: its body is base64 RTSP, whose
+    /// requests are answered on the GET connection `get`.
+    TunnelPost {
+        /// The decoder of the body.
+        body: Box<PostBody>,
+        /// The GET connection of the tunnel (on this shard).
+        get: ConnId,
+    },
+    /// A POST on its way to the shard of its GET: waiting for its receive
+    /// to be cancelled before its descriptor moves.
+    HandingOff {
+        /// The cookie.
+        cookie: Cookie,
+        /// Body bytes received so far (still base64).
+        body: Vec<u8>,
+    },
+}
+
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnState {
@@ -99,9 +130,14 @@ pub struct Conn {
     peer: SocketAddr,
     local: SocketAddr,
     state: ConnState,
-    /// Received bytes of an incomplete message (empty, and unallocated,
-    /// between messages: receives land in the shard's provided-buffer ring).
-    pub rbuf: Vec<u8>,
+    /// Splits the received bytes into RTSP messages, interleaved frames and
+    /// (first) an HTTP tunnel head; holds no memory between messages.
+    pub framer: Framer,
+    /// What the connection is for.
+    pub role: Role,
+    /// While a PROXY protocol header is expected from this (trusted) peer:
+    /// the bytes received so far.
+    pub proxy_header: Option<Vec<u8>>,
     recv_pending: bool,
     write_pending: bool,
     dirty: bool,
@@ -146,7 +182,9 @@ impl Conn {
             peer,
             local,
             state: ConnState::Open,
-            rbuf: Vec::new(),
+            framer: Framer::default(),
+            role: Role::Rtsp,
+            proxy_header: None,
             recv_pending: false,
             write_pending: false,
             dirty: false,
@@ -156,6 +194,12 @@ impl Conn {
             wbuf: None,
             pins: Vec::new(),
         }
+    }
+
+    /// The socket and what moves with it to another shard: the per-address
+    /// slot and the addresses (a tunnel POST joining its GET).
+    pub fn into_parts(self) -> (OwnedFd, Option<IpSlot>, SocketAddr, SocketAddr) {
+        (self.fd, self.ip_slot, self.peer, self.local)
     }
 
     /// Takes the per-address slot (to give it back on close).
@@ -186,7 +230,7 @@ impl Conn {
     /// After the input was processed at `now_us`: a partial request must be
     /// complete within `request_timeout_us` of when it started arriving.
     pub fn update_request_deadline(&mut self, now_us: u64, request_timeout_us: u64) {
-        if self.rbuf.is_empty() {
+        if self.framer.buffered() == 0 {
             self.request_deadline_us = None;
         } else if self.request_deadline_us.is_none() {
             self.request_deadline_us = Some(now_us.saturating_add(request_timeout_us));
@@ -203,9 +247,24 @@ impl Conn {
         self.generation
     }
 
+    /// Sets the slab generation (a connection adopted from another shard).
+    pub fn set_generation(&mut self, generation: u32) {
+        self.generation = generation;
+    }
+
     /// Client address (after PROXY protocol, when used).
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Sets the client address (from a PROXY protocol header).
+    pub fn set_peer(&mut self, peer: SocketAddr) {
+        self.peer = peer;
+    }
+
+    /// Counts the connection against a per-address slot (after PROXY).
+    pub fn set_ip_slot(&mut self, slot: IpSlot) {
+        self.ip_slot = Some(slot);
     }
 
     /// Our address.

@@ -176,6 +176,35 @@ impl ConnTable {
         v.into_iter().take(n).map(|(_, id)| id).collect()
     }
 
+    /// Removes connection `id` without closing it (its socket moves to
+    /// another shard); `None` when it is gone or has operations in flight.
+    pub fn take(&mut self, id: ConnId) -> Option<Conn> {
+        if self.get(id)?.busy() {
+            return None;
+        }
+        Some(self.slab.remove(id.index as usize))
+    }
+
+    /// Adds a connection that arrived from another shard (a tunnel POST).
+    pub fn adopt(&mut self, mut conn: Conn) -> Option<ConnId> {
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        let entry = self.slab.vacant_entry();
+        let index = entry.key();
+        if index >= MAX_CONNECTIONS {
+            if let Some(slot) = conn.take_ip_slot() {
+                self.limiter.release(slot);
+            }
+            return None;
+        }
+        conn.set_generation(generation);
+        entry.insert(conn);
+        Some(ConnId {
+            index: index as u32,
+            generation,
+        })
+    }
+
     /// Queues `item` on `id` and lists it for flushing. False when the
     /// connection is gone or closing (the item is dropped).
     pub fn enqueue(&mut self, id: ConnId, item: WriteItem) -> bool {

@@ -132,12 +132,12 @@ impl Driver {
         }
     }
 
-    /// Arms the multishot accept on listener `fd`.
-    pub fn arm_accept(&mut self, fd: libc::c_int) {
+    /// Arms the multishot accept on listener `index` (socket `fd`).
+    pub fn arm_accept(&mut self, fd: libc::c_int, index: u32) {
         let e = opcode::AcceptMulti::new(types::Fd(fd))
             .flags(libc::SOCK_CLOEXEC)
             .build()
-            .user_data(Op::Accept.encode());
+            .user_data(Op::Accept(index).encode());
         self.push(e);
     }
 

@@ -29,6 +29,7 @@ mod router;
 mod rtcp_send;
 pub mod slots;
 mod stats;
+pub mod tunnel;
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -85,6 +86,11 @@ pub struct ShardConfig {
     pub rate_limits: crate::session::RateLimits,
     /// Addresses SETUP's `destination=` may name besides the client's.
     pub allow_destination: Arc<Vec<ipnet::IpNet>>,
+    /// Peers whose connections start with a PROXY protocol header
+    /// (`trusted_proxies`); a header from any other peer is refused.
+    pub trusted_proxies: Arc<crate::proxy_protocol::TrustedProxies>,
+    /// Extra listeners for RTSP over HTTP tunnels (`--http-tunnel`).
+    pub http_tunnel: Vec<SocketAddr>,
 }
 
 impl Default for ShardConfig {
@@ -104,6 +110,8 @@ impl Default for ShardConfig {
             max_connections_per_ip: 1000,
             rate_limits: crate::session::RateLimits::default(),
             allow_destination: Arc::default(),
+            trusted_proxies: Arc::default(),
+            http_tunnel: Vec::new(),
         }
     }
 }
@@ -135,6 +143,39 @@ pub enum ShardMsg {
         bytes: Vec<u8>,
         /// Close the connection after writing.
         close: bool,
+    },
+    /// As a cookie's home: a tunnel GET registers.
+    TunnelRegisterGet {
+        /// Its cookie.
+        cookie: crate::tunnel::Cookie,
+        /// Where it lives.
+        at: tunnel::GetAt,
+    },
+    /// As a cookie's home: a tunnel GET closed.
+    TunnelGetClosed {
+        /// Its cookie.
+        cookie: crate::tunnel::Cookie,
+        /// Where it lived.
+        at: tunnel::GetAt,
+    },
+    /// As a cookie's home: a tunnel POST arrives (its socket moves with it).
+    TunnelOfferPost {
+        /// Its cookie.
+        cookie: crate::tunnel::Cookie,
+        /// The POST.
+        post: tunnel::PostHandoff,
+    },
+    /// As the GET's shard: the POST joins GET connection `get`.
+    TunnelAdoptPost {
+        /// The GET connection on the receiving shard.
+        get: ConnId,
+        /// The POST.
+        post: tunnel::PostHandoff,
+    },
+    /// As the GET's shard: close the unpaired GET connection `get`.
+    TunnelCloseGet {
+        /// The GET connection on the receiving shard.
+        get: ConnId,
     },
     /// End session `id` (an operator's request); the answer says whether it
     /// was found.
@@ -200,6 +241,8 @@ fn uring_hint(e: &std::io::Error) -> &'static str {
 /// errors are reported at startup.
 pub struct ShardSockets {
     listener: TcpListener,
+    /// Listeners for RTSP over HTTP tunnels only (`--http-tunnel`).
+    tunnel_listeners: Vec<TcpListener>,
     udp: net::UdpPair,
 }
 
@@ -223,7 +266,20 @@ impl ShardSockets {
                 source,
             }
         })?;
-        Ok(ShardSockets { listener, udp })
+        let mut tunnel_listeners = Vec::new();
+        for addr in &config.http_tunnel {
+            tunnel_listeners.push(net::reuseport_listener(*addr).map_err(|source| {
+                ShardError::Bind {
+                    what: format!("HTTP tunnel listener {addr}"),
+                    source,
+                }
+            })?);
+        }
+        Ok(ShardSockets {
+            listener,
+            tunnel_listeners,
+            udp,
+        })
     }
 
     /// The UDP RTP port.
@@ -271,6 +327,8 @@ struct Parked {
     parked: crate::endpoint::Parked,
     reply_to: Option<usize>,
     path: String,
+    /// The connection whose input waits with the request.
+    source: ConnId,
 }
 
 /// One shard.
@@ -299,6 +357,10 @@ pub struct Shard {
     next_sweep_us: u64,
     expired: Vec<(ConnId, conns::Expiry)>,
     stopping: bool,
+    /// Tunnel listeners whose multishot accept is armed.
+    tunnel_accept_armed: Vec<bool>,
+    /// As home shard of some tunnel cookies: their pairing registry.
+    tunnels: tunnel::Registry,
     load: Arc<crate::server::ServerLoad>,
     metrics: Arc<crate::metrics::ShardMetrics>,
     stats_since: Instant,
@@ -346,6 +408,8 @@ impl Shard {
             metrics,
         } = parts;
         let driver = Driver::new(config.ring_entries).map_err(ShardError::Uring)?;
+        let sockets_tunnels = sockets.tunnel_listeners.len();
+        let tunnel_timeout_us = config.request_timeout_us;
         let v6 = config.listen.is_ipv6();
         let endpoint = Endpoint::new(
             EndpointConfig {
@@ -386,6 +450,11 @@ impl Shard {
             next_sweep_us: 0,
             expired: Vec::new(),
             stopping: false,
+            tunnel_accept_armed: vec![false; sockets_tunnels],
+            tunnels: tunnel::Registry::new(crate::tunnel::RegistryConfig {
+                pending_timeout_us: tunnel_timeout_us,
+                ..Default::default()
+            }),
             load,
             metrics,
             stats_since: Instant::now(),
@@ -397,8 +466,17 @@ impl Shard {
     }
 
     fn arm_accept(&mut self) {
-        self.driver.arm_accept(self.sockets.listener.as_raw_fd());
+        self.driver.arm_accept(self.sockets.listener.as_raw_fd(), 0);
         self.accept_armed = true;
+    }
+
+    fn arm_tunnel_accept(&mut self, index: usize) {
+        if let Some(l) = self.sockets.tunnel_listeners.get(index) {
+            self.driver.arm_accept(l.as_raw_fd(), index as u32 + 1);
+            if let Some(a) = self.tunnel_accept_armed.get_mut(index) {
+                *a = true;
+            }
+        }
     }
 
     fn arm_rtcp_recv(&mut self, index: usize) {
@@ -422,6 +500,7 @@ impl Shard {
     /// session and returns.
     pub fn run(mut self) {
         self.arm_accept();
+        self.rearm_tunnel_accepts();
         self.driver.arm_wake(self.mailbox.wake.as_raw_fd());
         for i in 0..self.driver.rtcp_slots() {
             self.arm_rtcp_recv(i);
@@ -457,6 +536,7 @@ impl Shard {
             }
             if now >= self.next_sweep_us {
                 self.sweep(now);
+                self.expire_tunnels(now);
                 self.next_sweep_us = now + SWEEP_US;
             }
             if self.accept_paused_until.is_some_and(|t| now >= t) {
@@ -464,6 +544,7 @@ impl Shard {
                 if !self.accept_armed {
                     self.arm_accept();
                 }
+                self.rearm_tunnel_accepts();
             }
             self.send_rtcp();
             self.flush_dirty();
@@ -500,7 +581,8 @@ impl Shard {
                         self.stats.send_errors += 1;
                     }
                 }
-                Some(Op::Accept) => self.on_accept(res, flags, now),
+                Some(Op::Accept(0)) => self.on_accept(res, flags, now),
+                Some(Op::Accept(i)) => self.on_tunnel_accept(i as usize - 1, res, flags, now),
                 Some(Op::Recv(id)) => self.on_recv(id, res, flags, now),
                 Some(Op::Write(id)) => self.on_write(id, res, now),
                 Some(Op::RtcpRecv(i)) => self.on_rtcp(i as usize, res, now),
@@ -546,16 +628,60 @@ impl Shard {
             }
             return;
         }
-        // SAFETY: a successful accept returns a new descriptor we now own.
-        let fd = unsafe { OwnedFd::from_raw_fd(res) };
         if !self.accept_armed && self.accept_paused_until.is_none() {
             self.arm_accept();
         }
+        self.on_accepted(res, now);
+    }
+
+    /// A completion of a tunnel listener's multishot accept.
+    fn on_tunnel_accept(&mut self, index: usize, res: i32, flags: u32, now: u64) {
+        if !io_uring::cqueue::more(flags) {
+            if let Some(a) = self.tunnel_accept_armed.get_mut(index) {
+                *a = false;
+            }
+        }
+        if res < 0 {
+            if res == -libc::EMFILE || res == -libc::ENFILE {
+                self.stats.accept_errors += 1;
+                self.out_of_descriptors(now);
+            }
+        } else {
+            self.on_accepted(res, now);
+        }
+        if self.accept_paused_until.is_none() && !self.stopping {
+            self.rearm_tunnel_accepts();
+        }
+    }
+
+    fn rearm_tunnel_accepts(&mut self) {
+        for i in 0..self.tunnel_accept_armed.len() {
+            if !self.tunnel_accept_armed[i] {
+                self.arm_tunnel_accept(i);
+            }
+        }
+    }
+
+    /// A new connection `res` (a descriptor, or a negative errno already
+    /// handled): counted against its address unless it comes from a
+    /// trusted proxy (whose PROXY header names the client), then read.
+    fn on_accepted(&mut self, res: i32, now: u64) {
+        if res < 0 {
+            return;
+        }
+        // SAFETY: a successful accept returns a new descriptor we now own.
+        let fd = unsafe { OwnedFd::from_raw_fd(res) };
         net::tune_accepted(fd.as_raw_fd());
         let Some((local, peer)) = net::addresses(fd.as_raw_fd()) else {
             return;
         };
-        let Some(slot) = self.conns.limiter().acquire(peer.ip()) else {
+        let from_proxy = self.config.trusted_proxies.contains(peer.ip());
+        let slot = if from_proxy {
+            None
+        } else {
+            self.conns.limiter().acquire(peer.ip())
+        };
+        if slot.is_none() && !from_proxy {
             self.stats.refused_per_ip += 1;
             if let Some(suppressed) = self.refused_log.allow(now) {
                 tracing::warn!(
@@ -567,14 +693,16 @@ impl Shard {
                 );
             }
             return;
-        };
+        }
         let deadline = now.saturating_add(self.config.request_timeout_us);
-        let Some(id) = self
-            .conns
-            .insert(fd, peer, local, Some(slot), now, deadline)
-        else {
+        let Some(id) = self.conns.insert(fd, peer, local, slot, now, deadline) else {
             return;
         };
+        if from_proxy {
+            if let Some(c) = self.conns.get_mut(id) {
+                c.proxy_header = Some(Vec::new());
+            }
+        }
         tracing::debug!(shard = self.index, %peer, "RTSP connection");
         self.arm_recv(id);
     }
@@ -586,7 +714,7 @@ impl Shard {
     /// Returns how many were shed.
     fn out_of_descriptors(&mut self, now: u64) -> usize {
         if self.accept_armed {
-            self.driver.cancel(Op::Accept);
+            self.driver.cancel(Op::Accept(0));
         }
         self.accept_paused_until = Some(now + ACCEPT_BACKOFF_US);
         let endpoint = &self.endpoint;
@@ -648,7 +776,8 @@ impl Shard {
             self.conns.free_if_done(id);
             return;
         }
-        if res == -libc::ENOBUFS {
+        let handing_off = matches!(c.role, conn::Role::HandingOff { .. });
+        if res == -libc::ENOBUFS && !handing_off {
             // Every buffer is in use: re-arm once this loop has recycled some.
             self.rearm.push(id);
             return;
@@ -657,14 +786,67 @@ impl Shard {
             if let Some(bid) = bid {
                 self.driver.recycle(bid);
             }
-            self.close_conn(id, CloseReason::Disconnect, now);
+            if handing_off && res < 0 {
+                // The receive ended as asked: the descriptor may move.
+                self.finish_handoff(id, now);
+            } else {
+                self.close_conn(id, CloseReason::Disconnect, now);
+            }
             return;
         }
         c.input_at(now);
+        let mut bad_body = false;
+        let mut untrusted_proxy = false;
         if let Some(bid) = bid {
             let data = self.driver.buffer(bid, res as usize);
-            c.rbuf.extend_from_slice(data);
+            match &mut c.role {
+                conn::Role::Rtsp => match &mut c.proxy_header {
+                    Some(header) => header.extend_from_slice(data),
+                    None => {
+                        let first = c.framer.scanned_bytes() == 0 && c.framer.buffered() == 0;
+                        untrusted_proxy = first
+                            && (data.starts_with(b"PROXY ")
+                                || data.starts_with(&crate::proxy_protocol::V2_SIGNATURE[..]));
+                        c.framer.push(data);
+                    }
+                },
+                conn::Role::TunnelPost { body, .. } => bad_body = body.push(data).is_err(),
+                conn::Role::HandingOff { body, .. } => body.extend_from_slice(data),
+                // The server→client half of a tunnel has nothing more to say.
+                conn::Role::TunnelGet { .. } => {}
+            }
             self.driver.recycle(bid);
+        }
+        if untrusted_proxy {
+            self.stats.malformed += 1;
+            if let Some(suppressed) = self.refused_log.allow(now) {
+                let peer = self.conns.get(id).map(|c| c.peer());
+                tracing::warn!(
+                    shard = self.index,
+                    ?peer,
+                    suppressed,
+                    "PROXY protocol header from a peer not in trusted_proxies; closing"
+                );
+            }
+            self.close_conn(id, CloseReason::Disconnect, now);
+            return;
+        }
+        if bad_body {
+            tracing::debug!(
+                shard = self.index,
+                "malformed base64 in a tunnel POST; closing it"
+            );
+            self.close_conn(id, CloseReason::Disconnect, now);
+            return;
+        }
+        if handing_off {
+            if !more {
+                self.finish_handoff(id, now);
+            }
+            return;
+        }
+        if !self.take_proxy_header(id, now) {
+            return;
         }
         self.process_input(id, now);
         let timeout = self.config.request_timeout_us;
@@ -737,10 +919,17 @@ impl Shard {
             return;
         }
         c.set_state(conn::ConnState::Closing);
-        c.rbuf = Vec::new();
+        c.framer = Default::default();
+        let tunnel_cookie = match &c.role {
+            conn::Role::TunnelGet { cookie } => Some(cookie.clone()),
+            _ => None,
+        };
         // SAFETY: shutdown on our own socket makes pending operations complete.
         unsafe { libc::shutdown(c.raw_fd(), libc::SHUT_RDWR) };
         let recv_pending = c.recv_pending();
+        if let Some(cookie) = tunnel_cookie {
+            self.tunnel_get_closed(cookie, id);
+        }
         self.endpoint
             .connection_closed(id, reason, now, unix_now_us());
         if recv_pending {
@@ -773,13 +962,20 @@ impl Shard {
                 } => {
                     let ctx =
                         crate::endpoint::request_ctx(conn, peer, local, now, unix_now_us(), true);
-                    self.handle_request(ctx, *request, Some(from));
+                    self.handle_request(ctx, *request, Some(from), conn);
                 }
                 ShardMsg::Response { conn, bytes, close } => self.write_to_conn(conn, bytes, close),
                 ShardMsg::Compiled(path) => self.compiled(&path, now),
                 ShardMsg::EndSession { id, reason, reply } => {
                     let found = self.endpoint.end_session(id, reason, now, unix_now_us());
                     let _ = reply.send(found);
+                }
+                ShardMsg::TunnelRegisterGet { cookie, at } => self.register_get(cookie, at, now),
+                ShardMsg::TunnelGetClosed { cookie, at } => self.unregister_get(&cookie, at),
+                ShardMsg::TunnelOfferPost { cookie, post } => self.offer_post(cookie, post, now),
+                ShardMsg::TunnelAdoptPost { get, post } => self.adopt_post(get, post, now),
+                ShardMsg::TunnelCloseGet { get } => {
+                    self.close_conn(get, CloseReason::Disconnect, now)
                 }
                 ShardMsg::ListSessions { reply } => {
                     let _ = reply.send(admin::session_infos(&self.endpoint, self.index, now));

@@ -6,8 +6,9 @@ use crate::session::ConnId;
 /// What a completion belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
-    /// Multishot accept on the RTSP listener.
-    Accept,
+    /// Multishot accept on listener `index` (0: the RTSP listener; then the
+    /// HTTP-tunnel listeners).
+    Accept(u32),
     /// Receive on an RTSP connection.
     Recv(ConnId),
     /// Write (sendmsg) on an RTSP connection.
@@ -34,7 +35,7 @@ impl Op {
     /// Encodes into a `user_data` value.
     pub fn encode(self) -> u64 {
         let (tag, index, generation) = match self {
-            Op::Accept => (ACCEPT, 0, 0),
+            Op::Accept(i) => (ACCEPT, i, 0),
             Op::Recv(c) => (RECV, c.index, c.generation),
             Op::Write(c) => (WRITE, c.index, c.generation),
             Op::Slot(i) => (SLOT, i, 0),
@@ -50,7 +51,7 @@ impl Op {
         let index = ((v >> 32) & 0xff_ffff) as u32;
         let generation = v as u32;
         Some(match v >> 56 {
-            ACCEPT => Op::Accept,
+            ACCEPT => Op::Accept(index),
             RECV => Op::Recv(ConnId { index, generation }),
             WRITE => Op::Write(ConnId { index, generation }),
             SLOT => Op::Slot(index),
@@ -69,7 +70,7 @@ mod tests {
     #[test]
     fn round_trip() {
         for op in [
-            Op::Accept,
+            Op::Accept(2),
             Op::Recv(ConnId {
                 index: 0xff_fffe,
                 generation: u32::MAX,

@@ -8,17 +8,19 @@
 
 use rtsp_types::{Request, StatusCode};
 
-use super::conn::{ConnState, WriteItem};
+use super::conn::{ConnState, Role, WriteItem};
 use super::{unix_now_us, CompileJob, Parked, Shard, ShardMsg};
 use crate::endpoint::{request_ctx, Dispatch};
 use crate::rtcp;
-use crate::rtsp::framing::{self, Input};
+use crate::rtsp::framing::{self, Frame};
 use crate::rtsp::response;
 use crate::rtsp::RequestCtx;
 use crate::session::ConnId;
 
 impl Shard {
-    /// Handles every complete unit of input buffered on connection `id`.
+    /// Handles every complete unit of input buffered on connection `id`
+    /// (an RTSP connection, or the POST half of a tunnel, whose requests are
+    /// answered on its GET half).
     pub(super) fn process_input(&mut self, id: ConnId, now: u64) {
         loop {
             let Some(c) = self.conns.get_mut(id) else {
@@ -26,12 +28,17 @@ impl Shard {
             };
             match c.state() {
                 ConnState::Closing | ConnState::Draining => {
-                    c.rbuf = Vec::new();
+                    c.framer = Default::default();
                     return;
                 }
                 ConnState::Parked => {
                     // A request of this connection waits for its file.
-                    if c.rbuf.len() > 4 * framing::MAX_MESSAGE {
+                    let held = c.framer.buffered()
+                        + match &c.role {
+                            Role::TunnelPost { body, .. } => body.buffered(),
+                            _ => 0,
+                        };
+                    if held > 4 * framing::MAX_MESSAGE {
                         tracing::info!(shard = self.index, peer = %c.peer(), "too much input while a request waits; closing");
                         self.close_conn(id, crate::pipeline::CloseReason::Disconnect, now);
                     }
@@ -39,31 +46,54 @@ impl Shard {
                 }
                 ConnState::Open => {}
             }
-            let Some((input, used)) = framing::next(&c.rbuf) else {
+            // Where replies go: this connection, or the tunnel's GET half.
+            let (frame, reply_conn) = match &mut c.role {
+                Role::Rtsp => (c.framer.next_frame(), id),
+                Role::TunnelPost { body, get } => (body.next_frame(), *get),
+                Role::TunnelGet { .. } | Role::HandingOff { .. } => return,
+            };
+            let Some(frame) = frame else {
                 return;
             };
-            c.rbuf.drain(..used);
-            if c.rbuf.is_empty() {
-                // Give the memory back between messages.
-                c.rbuf = Vec::new();
-            }
-            let (peer, local) = (c.peer(), c.local());
-            match input {
-                Input::Request(req) => {
-                    let ctx = request_ctx(id, peer, local, now, unix_now_us(), false);
-                    self.handle_request(ctx, req, None);
+            let Some((peer, local)) = self.conns.get(reply_conn).map(|r| (r.peer(), r.local()))
+            else {
+                // The tunnel's GET half is gone: so is the tunnel.
+                self.close_conn(id, crate::pipeline::CloseReason::Disconnect, now);
+                return;
+            };
+            match frame {
+                Frame::Request(req) => {
+                    let ctx = request_ctx(reply_conn, peer, local, now, unix_now_us(), false);
+                    self.handle_request(ctx, req, None, id);
                 }
-                Input::Data { payload, .. } => {
+                Frame::Data { payload, .. } => {
                     if rtcp::looks_like_rtcp(&payload) {
                         let ok = self.endpoint.on_rtcp(&payload, now);
                         self.stats.count_rtcp(ok);
                     }
                 }
-                Input::Response => {}
-                Input::Malformed => {
-                    tracing::debug!(shard = self.index, %peer, "malformed RTSP input; closing");
+                Frame::Response => {}
+                Frame::Http(head) => {
+                    self.tunnel_head(id, head, now);
+                    return;
+                }
+                Frame::HttpUnsupported(head) => {
+                    let bytes = match crate::tunnel::classify(&head) {
+                        Err(e) => e.response_bytes(),
+                        Ok(_) => crate::tunnel::TunnelError::MethodNotAllowed.response_bytes(),
+                    };
                     self.stats.malformed += 1;
-                    self.write_to_conn(id, response::bad_request_bytes(), true);
+                    self.write_to_conn(id, bytes, true);
+                    return;
+                }
+                Frame::Malformed(rejection) => {
+                    tracing::debug!(shard = self.index, %peer, status = rejection.status(), "malformed RTSP input; closing");
+                    self.stats.malformed += 1;
+                    if reply_conn == id {
+                        self.write_to_conn(id, rejection.response_bytes(), true);
+                    } else {
+                        self.close_conn(id, crate::pipeline::CloseReason::Disconnect, now);
+                    }
                     return;
                 }
             }
@@ -72,24 +102,34 @@ impl Shard {
 
     /// Handles a request, local or forwarded. `reply_to` is the originating
     /// shard of a forwarded request.
+    /// `source` is the connection whose input the request came from (the
+    /// POST half of a tunnel, or `ctx.conn`), held back while the request
+    /// waits for its file.
     pub(super) fn handle_request(
         &mut self,
         ctx: RequestCtx,
         req: Request<Vec<u8>>,
         reply_to: Option<usize>,
+        source: ConnId,
     ) {
         let dispatch = self.endpoint.handle(&ctx, req);
-        self.carry_out(ctx, dispatch, reply_to);
+        self.carry_out(ctx, dispatch, reply_to, source);
     }
 
-    fn carry_out(&mut self, ctx: RequestCtx, dispatch: Dispatch, reply_to: Option<usize>) {
+    fn carry_out(
+        &mut self,
+        ctx: RequestCtx,
+        dispatch: Dispatch,
+        reply_to: Option<usize>,
+        source: ConnId,
+    ) {
         match dispatch {
             Dispatch::Respond { response, close } => {
                 let bytes = response::serialize(&response);
                 self.send_response(ctx.conn, bytes, close, reply_to);
             }
             Dispatch::Forward { shard, request } => self.forward(ctx, shard, request, reply_to),
-            Dispatch::Defer { path, parked } => self.park(ctx, parked, reply_to, path),
+            Dispatch::Defer { path, parked } => self.park(ctx, parked, reply_to, path, source),
         }
     }
 
@@ -130,9 +170,10 @@ impl Shard {
         parked: crate::endpoint::Parked,
         reply_to: Option<usize>,
         path: String,
+        source: ConnId,
     ) {
         if reply_to.is_none() {
-            if let Some(c) = self.conns.get_mut(ctx.conn) {
+            if let Some(c) = self.conns.get_mut(source) {
                 c.set_state(ConnState::Parked);
             }
         }
@@ -151,6 +192,7 @@ impl Shard {
             parked,
             reply_to,
             path,
+            source,
         });
     }
 
@@ -168,19 +210,19 @@ impl Shard {
             ctx.unix_us = unix_now_us();
             let local = p.reply_to.is_none();
             if local {
-                if let Some(c) = self.conns.get_mut(ctx.conn) {
+                if let Some(c) = self.conns.get_mut(p.source) {
                     c.set_state(ConnState::Open);
                 }
             }
             let dispatch = self.endpoint.resume(&ctx, p.parked);
-            self.carry_out(ctx, dispatch, p.reply_to);
+            self.carry_out(ctx, dispatch, p.reply_to, p.source);
             if local
                 && self
                     .conns
-                    .get(ctx.conn)
+                    .get(p.source)
                     .is_some_and(|c| c.state() == ConnState::Open)
             {
-                self.process_input(ctx.conn, now);
+                self.process_input(p.source, now);
             }
         }
     }
@@ -211,7 +253,7 @@ impl Shard {
         if close {
             if let Some(c) = self.conns.get_mut(conn) {
                 c.set_state(ConnState::Draining);
-                c.rbuf = Vec::new();
+                c.framer = Default::default();
             }
         }
     }

@@ -48,6 +48,8 @@ pub struct ShardStats {
     pub request_timeouts: u64,
     /// Sessionless connections closed for idleness.
     pub idle_closed: u64,
+    /// Tunnel POSTs joined to their GET.
+    pub tunnels: u64,
 }
 
 impl ShardStats {
@@ -103,6 +105,7 @@ impl ShardStats {
                 shed = self.shed,
                 request_timeouts = self.request_timeouts,
                 idle_closed = self.idle_closed,
+                tunnels = self.tunnels,
                 "shard stats"
             );
         }

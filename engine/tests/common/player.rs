@@ -144,7 +144,9 @@ impl Player {
         }
         for i in 0..player.tracks.len() {
             let transport = match lower {
-                Lower::Tcp => format!("RTP/AVP/TCP;unicast;interleaved={}-{}", 2 * i, 2 * i + 1),
+                Lower::Tcp | Lower::Http => {
+                    format!("RTP/AVP/TCP;unicast;interleaved={}-{}", 2 * i, 2 * i + 1)
+                }
                 Lower::Udp => {
                     let (rtp, rtcp, port) = bind_udp_pair();
                     spawn_udp_reader(rtp, i, false, tx.clone(), stop.clone());

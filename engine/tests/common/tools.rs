@@ -67,6 +67,8 @@ pub enum Lower {
     Udp,
     /// RTP/AVP/TCP interleaved on the RTSP connection.
     Tcp,
+    /// Interleaved, inside an RTSP-over-HTTP tunnel (ffmpeg only).
+    Http,
 }
 
 impl Lower {
@@ -75,6 +77,7 @@ impl Lower {
         match self {
             Lower::Udp => "udp",
             Lower::Tcp => "tcp",
+            Lower::Http => "http",
         }
     }
 }
