@@ -1,5 +1,5 @@
-//! Admin endpoint settings: the flags, the TOML keys (for the lead to merge
-//! into `config.rs`) and the resolved configuration.
+//! Admin endpoint settings: the flags, the TOML keys (flattened into the
+//! server's `FileConfig` in `config.rs`) and the resolved configuration.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,8 +25,8 @@ pub struct AdminArgs {
     pub admin_token_file: Option<PathBuf>,
 }
 
-/// The admin keys of the TOML file; the lead copies these fields into
-/// `FileConfig`. `Debug` redacts the secrets.
+/// The admin keys of the TOML file, part of the server's `FileConfig`.
+/// `Debug` redacts the secrets.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminKeys {

@@ -38,6 +38,23 @@ fn uri_path(url: &str) -> String {
     }
 }
 
+/// The `cs-uri-query` of a query string: `None` when empty, and the value
+/// of a signed URL's `sig` parameter replaced by `*` (the token is a bearer
+/// credential until `exp`, so it never reaches the log).
+fn logged_query(query: &str) -> Option<String> {
+    if query.is_empty() {
+        return None;
+    }
+    let parts: Vec<&str> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some(("sig", _)) => "sig=*",
+            _ => p,
+        })
+        .collect();
+    Some(parts.join("&"))
+}
+
 fn unmapped(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
@@ -58,7 +75,7 @@ pub fn session_record(s: &SessionSummary, now: SystemTime, total_clients: u64) -
     let any_report = s.tracks.iter().any(|t| t.reports > 0);
     AccessRecord {
         started: UNIX_EPOCH + Duration::from_micros(s.started_unix_us),
-        uri_query: (!s.uri_query.is_empty()).then(|| s.uri_query.clone()),
+        uri_query: logged_query(&s.uri_query),
         user_agent: s.user_agent.clone(),
         file_length_s: Some(s.file_duration_us as f64 / 1e6),
         file_size_bytes: Some(s.file_size),
@@ -97,9 +114,9 @@ impl Extension for AccessLogging {
             return;
         }
         let url = req.url();
-        let query = url.split_once('?').map(|(_, q)| q.to_string());
+        let query = url.split_once('?').and_then(|(_, q)| logged_query(q));
         let record = AccessRecord {
-            uri_query: query.filter(|q| !q.is_empty()),
+            uri_query: query,
             user_agent: req.user_agent().map(str::to_string),
             username: exchange.identity.user().map(str::to_string),
             realm: exchange.identity.realm().map(str::to_string),
@@ -134,5 +151,19 @@ mod tests {
         assert_eq!(uri_path("rtsp://h:1/a/b.mp4?x=1"), "/a/b.mp4");
         assert_eq!(uri_path("rtsp://h"), "/");
         assert_eq!(uri_path("*"), "*");
+    }
+
+    #[test]
+    fn signatures_never_reach_the_log() {
+        assert_eq!(logged_query(""), None);
+        assert_eq!(logged_query("a=1").as_deref(), Some("a=1"));
+        assert_eq!(
+            logged_query("exp=1700000000&ip=10.0.0.0/8&sig=AbC_123").as_deref(),
+            Some("exp=1700000000&ip=10.0.0.0/8&sig=*")
+        );
+        assert_eq!(
+            logged_query("sig=x&sig=y&design=1").as_deref(),
+            Some("sig=*&sig=*&design=1")
+        );
     }
 }

@@ -164,5 +164,40 @@ fn restart_only(old: &Config, new: &Config) -> Vec<(&'static str, String, String
         old.shard.max_connections_per_ip.to_string(),
         new.shard.max_connections_per_ip.to_string(),
     );
+    check(
+        "request_timeout",
+        format!("{} µs", old.shard.request_timeout_us),
+        format!("{} µs", new.shard.request_timeout_us),
+    );
+    check(
+        "idle_timeout",
+        format!("{} µs", old.shard.idle_timeout_us),
+        format!("{} µs", new.shard.idle_timeout_us),
+    );
+    check(
+        "allow_destination",
+        format!("{:?}", old.shard.allow_destination),
+        format!("{:?}", new.shard.allow_destination),
+    );
+    check(
+        "trusted_proxies",
+        format!("{:?}", old.shard.trusted_proxies),
+        format!("{:?}", new.shard.trusted_proxies),
+    );
+    check(
+        "http_tunnel",
+        format!("{:?}", old.shard.http_tunnel),
+        format!("{:?}", new.shard.http_tunnel),
+    );
+    check(
+        "hint_cache",
+        format!("{:?}", old.hint_cache),
+        format!("{:?}", new.hint_cache),
+    );
+    check(
+        "admin",
+        format!("{:?}", old.admin.as_ref().map(|a| a.addr)),
+        format!("{:?}", new.admin.as_ref().map(|a| a.addr)),
+    );
     v
 }
