@@ -2,9 +2,9 @@
 //! status codes, JSON shapes, authentication, DELETE, 404/405, and a
 //! backend that hangs (503 within the timeout while the server stays up).
 
-use std::io::{Read, Write};
+mod common;
+
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -16,103 +16,9 @@ use cadence_engine::admin::{
 };
 use cadence_engine::metrics::{ServerMetrics, ShardMetrics, Transport};
 use cadence_engine::session::SessionState;
+use common::http::{http, Reply};
+use common::tools::with_stdin;
 use serde_json::Value;
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let Some(i) = b.windows(2).position(|w| w == b"\r\n") else {
-            return out;
-        };
-        let size = usize::from_str_radix(std::str::from_utf8(&b[..i]).expect("size").trim(), 16)
-            .expect("hex size");
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&b[i + 2..i + 2 + size]);
-        b = &b[i + 2 + size + 2..];
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
-fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, String)]) -> Reply {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read reply");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
-    let head = std::str::from_utf8(&raw[..split]).expect("ascii head");
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().expect("status line");
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .expect("code")
-        .parse()
-        .expect("number");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
-    {
-        body = dechunk(&body);
-    }
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8(body).expect("utf8 body"),
-    }
-}
-
-/// Runs `cmd` with `input` on stdin; a missing tool fails the test.
-fn run_with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?} (install it): {e}"));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
-}
 
 /// Prints `{"name{k=v,...}": value}` for every sample the Python
 /// `prometheus_client` parser reads (labels sorted by name).
@@ -259,7 +165,7 @@ fn routes_statuses_and_json_shapes() {
     assert!(r
         .body
         .contains("cadence_rtp_sent_packets_total{shard=\"1\"} 50\n"));
-    let out = run_with_stdin(Command::new("promtool").args(["check", "metrics"]), &r.body);
+    let out = with_stdin("promtool", &["check", "metrics"], &r.body);
     assert!(
         out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
         "promtool: {}{}",
@@ -269,10 +175,7 @@ fn routes_statuses_and_json_shapes() {
 
     // The Python client's parser reads the same body (it must be installed:
     // apt-get install python3-prometheus-client).
-    let out = run_with_stdin(
-        Command::new("/usr/bin/python3").args(["-c", PY_SAMPLE]),
-        &r.body,
-    );
+    let out = with_stdin("/usr/bin/python3", &["-c", PY_SAMPLE], &r.body);
     assert!(
         out.status.success(),
         "python prometheus_client parser: {}",

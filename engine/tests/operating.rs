@@ -8,9 +8,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::http::http;
@@ -18,7 +17,7 @@ use common::media;
 use common::player::Player;
 use common::rtsp::RtspConn;
 use common::server::{Server, TempDir};
-use common::tools::{ffmpeg_decode, Lower};
+use common::tools::{ffmpeg_decode, with_stdin, Lower};
 use rtsp_types::Method;
 
 const FIELDS: &str = "#Fields: c-ip date time c-dns cs-uri-stem c-starttime x-duration c-rate c-status c-playerid c-playerversion c-playerlanguage cs(User-Agent) c-os c-osversion c-cpu filelength filesize avgbandwidth protocol transport audiocodec videocodec sc-bytes cs-bytes c-bytes s-pkts-sent c-pkts-received c-pkts-lost-client c-buffercount c-totalbuffertime c-quality s-ip s-dns s-totalclients s-cpu-util cs-uri-query c-username sc(Realm)";
@@ -206,24 +205,6 @@ fn access_log_lines_match_the_sessions() {
     let fresh = std::fs::read_to_string(&ops.log).expect("new log");
     assert!(fresh.starts_with("#Software: Cadence/"), "{fresh}");
     assert_eq!(lines(&moved).len(), 5, "the moved file keeps its lines");
-}
-
-/// Runs `program args` with `input` on stdin; a missing tool fails.
-fn with_stdin(program: &str, args: &[&str], input: &str) -> std::process::Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program} is needed: {e}"));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write");
-    child.wait_with_output().expect("wait")
 }
 
 /// `name{labels} value` lines of a Prometheus text exposition.

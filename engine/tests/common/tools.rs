@@ -1,7 +1,7 @@
 //! Real clients and probes: ffmpeg (decode an RTSP URL to the null muxer), ffprobe (packet
 //! timestamps of a file) and gst-launch-1.0, each with a wall-clock limit.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -19,9 +19,16 @@ pub struct Run {
     pub elapsed: Duration,
 }
 
-/// Runs `cmd` to completion, killing it after `limit`; stdout and stderr are captured.
-pub fn run_with_limit(mut cmd: Command, limit: Duration) -> Run {
-    let start = Instant::now();
+/// Reader threads collecting a child's stdout and stderr.
+type Captured = (
+    std::process::Child,
+    std::thread::JoinHandle<String>,
+    std::thread::JoinHandle<String>,
+);
+
+/// Spawns `cmd` with stdin closed and stdout/stderr read to strings by two threads (so a
+/// chatty child never blocks on a full pipe).
+fn spawn_captured(cmd: &mut Command) -> Captured {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -40,6 +47,13 @@ pub fn run_with_limit(mut cmd: Command, limit: Duration) -> Run {
         let _ = err.read_to_string(&mut s);
         s
     });
+    (child, out_t, err_t)
+}
+
+/// Runs `cmd` to completion, killing it after `limit`; stdout and stderr are captured.
+pub fn run_with_limit(mut cmd: Command, limit: Duration) -> Run {
+    let start = Instant::now();
+    let (mut child, out_t, err_t) = spawn_captured(&mut cmd);
     let status = loop {
         match child.try_wait() {
             Ok(Some(st)) => break Some(st),
@@ -247,8 +261,8 @@ pub fn gst_pull(url: &str, props: &[&str], secs: f64) -> GstPull {
         have("gst-launch-1.0"),
         "gst-launch-1.0 is not installed (scripts/install-peers installs it)"
     );
-    let mut child = Command::new("gst-launch-1.0")
-        .args(["-e", "-v", "rtspsrc"])
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.args(["-e", "-v", "rtspsrc"])
         .arg(format!("location={url}"))
         .args(props)
         .args([
@@ -259,25 +273,9 @@ pub fn gst_pull(url: &str, props: &[&str], secs: f64) -> GstPull {
             "!",
             "fakesink",
             "silent=false",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn gst-launch-1.0");
+        ]);
     let start = Instant::now();
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
+    let (mut child, out_t, err_t) = spawn_captured(&mut cmd);
     let deadline = start + Duration::from_secs_f64(secs);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -319,4 +317,23 @@ pub fn gst_pull(url: &str, props: &[&str], secs: f64) -> GstPull {
             elapsed: start.elapsed(),
         },
     }
+}
+
+/// Runs `program args` with `input` on stdin and returns its output; a missing program
+/// fails the test.
+pub fn with_stdin(program: &str, args: &[&str], input: &str) -> std::process::Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} is needed: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("wait")
 }
