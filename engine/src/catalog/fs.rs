@@ -71,6 +71,10 @@ pub struct FsCatalog {
     root: PathBuf,
     hint_cache: Option<PathBuf>,
     files: ArcSwap<Files>,
+    /// Serializes rescans (the media watcher and SIGHUP can ask at once), so
+    /// that one never stores a snapshot built from an older one. Lookups do
+    /// not take it.
+    rescans: std::sync::Mutex<()>,
 }
 
 impl FsCatalog {
@@ -82,6 +86,7 @@ impl FsCatalog {
             root: root.to_path_buf(),
             hint_cache: None,
             files: ArcSwap::from_pointee(files),
+            rescans: std::sync::Mutex::new(()),
         })
     }
 
@@ -104,6 +109,10 @@ impl FsCatalog {
     /// playing keep the schedules they hold. Errors when the folder cannot be
     /// read (the old file set stays).
     pub fn rescan(&self) -> std::io::Result<RescanReport> {
+        let _one_at_a_time = self
+            .rescans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let old = self.files.load_full();
         let new = scan_folder(&self.root, &old)?;
         let mut report = RescanReport::default();

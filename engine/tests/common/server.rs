@@ -88,6 +88,16 @@ impl Server {
     /// Like [`Server::start_dir_with`], running `program` (a server built on
     /// the engine library, such as an example) instead of `cadence`.
     pub fn start_program(program: &Path, media: TempDir, extra: &[&str]) -> Server {
+        Server::launch(program, media, extra, &["--log-level", "debug"])
+    }
+
+    /// Like [`Server::start_dir_with`], without the harness's `--log-level debug`, so that
+    /// the log level comes from the configuration file in `extra` (reload tests).
+    pub fn start_dir_with_config_log_level(media: TempDir, extra: &[&str]) -> Server {
+        Server::launch(Path::new(env!("CARGO_BIN_EXE_cadence")), media, extra, &[])
+    }
+
+    fn launch(program: &Path, media: TempDir, extra: &[&str], level: &[&str]) -> Server {
         let log = media.path().with_extension("server.log");
         let mut last_log = String::new();
         for _attempt in 0..3 {
@@ -101,7 +111,8 @@ impl Server {
                 })
                 .arg("--media")
                 .arg(media.path())
-                .args(["--listen", &addr.to_string(), "--log-level", "debug"])
+                .args(["--listen", &addr.to_string()])
+                .args(level)
                 .args(extra)
                 .stdin(Stdio::null())
                 .stdout(log_file.try_clone().expect("dup log"))
