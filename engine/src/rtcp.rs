@@ -80,6 +80,10 @@ pub struct ReportBlockInfo {
     pub fraction_lost: u8,
     /// Cumulative packets lost (clamped at 0).
     pub cumulative_lost: u32,
+    /// Extended highest sequence number received: the cycles of the 16-bit
+    /// sequence number in the high 16 bits, the highest number in the low
+    /// 16 (RFC 3550 §6.4.1).
+    pub extended_highest_seq: u32,
     /// Interarrival jitter, RTP clock ticks.
     pub jitter: u32,
 }
@@ -102,6 +106,7 @@ pub fn for_each_report_block(
             source: b.ssrc(),
             fraction_lost: b.fraction_lost(),
             cumulative_lost,
+            extended_highest_seq: b.extended_sequence_number(),
             jitter: b.interarrival_jitter(),
         });
         n += 1;
@@ -183,6 +188,7 @@ mod tests {
             ReportBlock::builder(7)
                 .fraction_lost(12)
                 .cumulative_lost(3)
+                .extended_sequence_number(0x0001_0005)
                 .interarrival_jitter(450),
         );
         let mut buf = vec![0u8; rr.calculate_size().expect("size")];
@@ -194,6 +200,7 @@ mod tests {
         assert_eq!(got[0].source, 7);
         assert_eq!(got[0].fraction_lost, 12);
         assert_eq!(got[0].cumulative_lost, 3);
+        assert_eq!(got[0].extended_highest_seq, 0x0001_0005);
         assert_eq!(got[0].jitter, 450);
         assert!(for_each_report_block(&[0x80, 201, 0, 5], |_| {}).is_err());
     }

@@ -79,6 +79,9 @@ fn session() -> SessionInfo {
             rr_count: 3,
             fraction_lost: Some(TrackInfo::fraction(64)),
             packets_lost: Some(7),
+            highest_seq: Some(0x0001_0100),
+            packets_expected: Some(700),
+            loss_ratio: Some(0.01),
             jitter_us: TrackInfo::jitter_us(450, 90_000),
         }],
     }
@@ -222,6 +225,9 @@ fn routes_statuses_and_json_shapes() {
     assert_eq!(t["fraction_lost"], 0.25);
     assert_eq!(t["jitter_us"], 5000);
     assert_eq!(t["packets_lost"], 7);
+    assert_eq!(t["highest_seq"], 0x0001_0100);
+    assert_eq!(t["packets_expected"], 700);
+    assert_eq!(t["loss_ratio"], 0.01);
     assert_eq!(t["ssrc"], 0xdead_beef_u32);
     // The JSON reads back into the same struct.
     let back: Vec<SessionInfo> = serde_json::from_str(&r.body).expect("round trip");

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use cadence_engine::catalog::{Catalog, MemoryCatalog};
 use cadence_engine::endpoint::EndpointConfig;
 use cadence_engine::pipeline::{CloseReason, Extension, Pipeline, SessionEvent, SessionSummary};
-use cadence_engine::sim::{header, session_of, Sim};
+use cadence_engine::sim::{header, session_of, SentRtp, Sim};
 use rtcp_types::{
     Compound, Packet, ReceiverReport, ReportBlock, RtcpPacketWriter, RtcpPacketWriterExt,
 };
@@ -122,10 +122,27 @@ fn describe_setup_play_pause_play_teardown_in_simulated_time() {
     sim.advance(2_000_000);
     // A receiver report about the video track at 2 s.
     let video_ssrc = ssrc_of_track[&0];
+    // The client has seen every video packet so far: its extended highest
+    // sequence number is the first one plus the count minus one (with the
+    // cycle in the high bits if the 16-bit number wrapped).
+    let video_sent: Vec<&SentRtp> = sim
+        .rtp
+        .packets
+        .iter()
+        .filter(|p| p.ssrc == video_ssrc)
+        .collect();
+    assert!(
+        video_sent.len() > 10,
+        "video packets in 2 s: {}",
+        video_sent.len()
+    );
+    let video_expected = video_sent.len() as u32;
+    let extended = u32::from(video_sent[0].seq) + video_expected - 1;
     let rr = ReceiverReport::builder(0x5eed).add_report_block(
         ReportBlock::builder(video_ssrc)
             .fraction_lost(64)
             .cumulative_lost(3)
+            .extended_sequence_number(extended)
             .interarrival_jitter(900),
     );
     let mut buf = vec![0u8; rr.calculate_size().expect("size")];
@@ -251,6 +268,12 @@ fn describe_setup_play_pause_play_teardown_in_simulated_time() {
     let v = &c.tracks[0];
     assert_eq!(v.ssrc, video_ssrc);
     assert_eq!(v.cumulative_lost, 3);
+    assert_eq!(v.packets_expected, Some(u64::from(video_expected)));
+    assert_eq!(
+        c.packets_received(),
+        Some(u64::from(video_expected) - 3),
+        "expected minus lost, over the one reported track"
+    );
     assert_eq!(v.fraction_lost, 0.25);
     assert_eq!(v.jitter_ticks, 900);
     assert_eq!(v.jitter_us(), 10_000, "900 ticks at 90 kHz");

@@ -85,6 +85,17 @@ pub struct TrackInfo {
     pub fraction_lost: Option<f64>,
     /// Cumulative packets lost from the last report.
     pub packets_lost: Option<u64>,
+    /// Extended highest sequence number received, from the last report
+    /// (cycles × 2^16 + sequence number, RFC 3550 §6.4.1).
+    pub highest_seq: Option<u32>,
+    /// Packets the client expected by the last report: `highest_seq`
+    /// minus our first sequence number, plus one; `null` when the report is
+    /// inconsistent with what was sent.
+    pub packets_expected: Option<u64>,
+    /// Share of the expected packets lost over the whole session, 0..=1
+    /// (`packets_lost` ÷ `packets_expected`), unlike `fraction_lost`, which
+    /// covers only the interval since the previous report.
+    pub loss_ratio: Option<f64>,
     /// Interarrival jitter from the last report, µs.
     pub jitter_us: Option<u64>,
 }

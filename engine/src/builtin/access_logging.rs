@@ -89,6 +89,7 @@ pub fn session_record(s: &SessionSummary, now: SystemTime, total_clients: u64) -
         video_codec: codec_of("video"),
         sc_bytes: s.bytes_sent,
         packets_sent: s.packets_sent,
+        client_packets_received: s.packets_received(),
         client_packets_lost: any_report.then_some(lost),
         server_ip: Some(unmapped(s.local.ip())),
         server_total_clients: total_clients,

@@ -397,13 +397,7 @@ impl Endpoint {
     pub fn on_rtcp(&mut self, data: &[u8], now_us: u64) -> bool {
         let controller = &mut self.controller;
         rtcp::for_each_report_block(data, |b| {
-            controller.on_report_block(
-                b.source,
-                b.fraction_lost,
-                b.cumulative_lost,
-                b.jitter,
-                now_us,
-            );
+            controller.on_report_block(&b, now_us);
         })
         .is_ok()
     }

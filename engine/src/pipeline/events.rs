@@ -84,6 +84,10 @@ pub struct TrackSummary {
     pub fraction_lost: f64,
     /// Latest cumulative packets lost reported.
     pub cumulative_lost: u32,
+    /// Packets the client expected by its latest report (extended highest
+    /// sequence number received minus our first, plus one; RFC 3550
+    /// §6.4.1); `None` without a consistent report.
+    pub packets_expected: Option<u64>,
     /// Latest interarrival jitter, RTP clock ticks.
     pub jitter_ticks: u32,
     /// Receiver reports received for the track.
@@ -169,6 +173,7 @@ impl SessionSummary {
                     bytes_sent: t.bytes_sent(),
                     fraction_lost: f64::from(r.fraction_lost) / 256.0,
                     cumulative_lost: r.cumulative_lost,
+                    packets_expected: t.packets_expected(),
                     jitter_ticks: r.jitter,
                     reports: r.reports,
                 })
@@ -208,6 +213,21 @@ impl SessionSummary {
             .iter()
             .map(|t| u64::from(t.cumulative_lost))
             .sum()
+    }
+
+    /// Packets the client reported received, all tracks (expected minus
+    /// lost, RFC 3550 §6.4.1); `None` unless every track that was reported
+    /// on has a consistent expected count, or when no track was.
+    pub fn packets_received(&self) -> Option<u64> {
+        let reported = self.tracks.iter().filter(|t| t.reports > 0);
+        let mut any = false;
+        let mut total = 0u64;
+        for t in reported {
+            any = true;
+            let expected = t.packets_expected?;
+            total += expected.saturating_sub(u64::from(t.cumulative_lost));
+        }
+        any.then_some(total)
     }
 
     /// Mean bit rate sent over the session's life, bit/s.

@@ -933,23 +933,17 @@ impl Controller {
         self.by_conn.remove(&conn);
     }
 
-    /// Records a client's RTCP report block about our SSRC `source`, and counts
-    /// it as session activity. Returns false when no session has that SSRC.
-    pub fn on_report_block(
-        &mut self,
-        source: u32,
-        fraction_lost: u8,
-        cumulative_lost: u32,
-        jitter: u32,
-        now_us: u64,
-    ) -> bool {
-        let Some(&(key, track)) = self.by_ssrc.get(&source) else {
+    /// Records a client's RTCP report block (about our SSRC `block.source`),
+    /// and counts it as session activity. Returns false when no session has
+    /// that SSRC.
+    pub fn on_report_block(&mut self, block: &crate::rtcp::ReportBlockInfo, now_us: u64) -> bool {
+        let Some(&(key, track)) = self.by_ssrc.get(&block.source) else {
             return false;
         };
         let Some(s) = self.sessions.get_mut(key) else {
             return false;
         };
-        s.record_reception(track, fraction_lost, cumulative_lost, jitter, now_us);
+        s.record_reception(track, block, now_us);
         true
     }
 

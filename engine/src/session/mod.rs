@@ -387,18 +387,16 @@ impl Session {
         }
     }
 
-    /// Records a client reception report about set-up stream `index`.
+    /// Records a client reception report block about set-up stream `index`.
     pub(crate) fn record_reception(
         &mut self,
         index: usize,
-        fraction_lost: u8,
-        cumulative_lost: u32,
-        jitter: u32,
+        block: &crate::rtcp::ReportBlockInfo,
         now_us: u64,
     ) {
         self.last_activity_us = now_us;
         if let Some(t) = self.tracks.get_mut(index) {
-            t.set_reception(fraction_lost, cumulative_lost, jitter);
+            t.set_reception(block);
         }
     }
 

@@ -48,6 +48,9 @@ pub struct ReceptionReport {
     pub fraction_lost: u8,
     /// Cumulative packets lost (24-bit signed in the wire format, clamped ≥ 0).
     pub cumulative_lost: u32,
+    /// Extended highest sequence number received (cycles × 2^16 + highest
+    /// sequence number), RFC 3550 §6.4.1.
+    pub extended_highest_seq: u32,
     /// Interarrival jitter in RTP clock ticks.
     pub jitter: u32,
     /// Number of receiver reports seen for this track.
@@ -61,6 +64,7 @@ pub struct ReceptionReport {
 pub struct TrackStream {
     track: usize,
     ssrc: u32,
+    first_seq: u16,
     next_seq: u16,
     ts_base: u32,
     cursor: usize,
@@ -89,6 +93,7 @@ impl TrackStream {
         TrackStream {
             track,
             ssrc,
+            first_seq,
             next_seq: first_seq,
             ts_base,
             cursor: 0,
@@ -127,6 +132,11 @@ impl TrackStream {
     /// Sequence number of the next packet to send.
     pub fn next_seq(&self) -> u16 {
         self.next_seq
+    }
+
+    /// Sequence number of the first packet sent on this track.
+    pub fn first_seq(&self) -> u16 {
+        self.first_seq
     }
 
     /// Random RTP timestamp base added to every packet's schedule `rtp_time`.
@@ -180,6 +190,41 @@ impl TrackStream {
         &self.reception
     }
 
+    /// Packets the client expected by its latest receiver report: its
+    /// extended highest sequence number received minus our first sequence
+    /// number, plus one (RFC 3550 §6.4.1 and A.3; the sequence numbers run
+    /// on from the first packet across PAUSE, PLAY and seeks). `None` before
+    /// any report, and when the report names a sequence number beyond what
+    /// was sent (an inconsistent report).
+    pub fn packets_expected(&self) -> Option<u64> {
+        if self.reception.reports == 0 {
+            return None;
+        }
+        let span = self
+            .reception
+            .extended_highest_seq
+            .wrapping_sub(u32::from(self.first_seq));
+        let expected = u64::from(span) + 1;
+        (expected <= u64::from(self.packets_sent)).then_some(expected)
+    }
+
+    /// Packets the client received by its latest receiver report:
+    /// [`packets_expected`](Self::packets_expected) minus the cumulative
+    /// number lost (RFC 3550 §6.4.1). `None` when the expected count is.
+    pub fn packets_received(&self) -> Option<u64> {
+        self.packets_expected()
+            .map(|e| e.saturating_sub(u64::from(self.reception.cumulative_lost)))
+    }
+
+    /// Share of the expected packets the client reported lost over the
+    /// whole session, 0..=1 (cumulative lost ÷ expected). `None` when the
+    /// expected count is unknown or zero.
+    pub fn loss_ratio(&self) -> Option<f64> {
+        let expected = self.packets_expected().filter(|e| *e > 0)?;
+        let lost = u64::from(self.reception.cumulative_lost).min(expected);
+        Some(lost as f64 / expected as f64)
+    }
+
     /// The RTP timestamp of `packet` in this session (base + schedule time).
     pub fn rtp_timestamp(&self, packet: &ScheduledPacket) -> u32 {
         self.ts_base.wrapping_add(packet.rtp_time)
@@ -221,10 +266,97 @@ impl TrackStream {
         self.end = end.max(cursor);
     }
 
-    pub(crate) fn set_reception(&mut self, fraction_lost: u8, cumulative_lost: u32, jitter: u32) {
-        self.reception.fraction_lost = fraction_lost;
-        self.reception.cumulative_lost = cumulative_lost;
-        self.reception.jitter = jitter;
+    pub(crate) fn set_reception(&mut self, block: &crate::rtcp::ReportBlockInfo) {
+        self.reception.fraction_lost = block.fraction_lost;
+        self.reception.cumulative_lost = block.cumulative_lost;
+        self.reception.extended_highest_seq = block.extended_highest_seq;
+        self.reception.jitter = block.jitter;
         self.reception.reports = self.reception.reports.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtcp::ReportBlockInfo;
+    use cadence_hinting::PacketFlags;
+
+    fn packet() -> ScheduledPacket {
+        ScheduledPacket {
+            send_time_us: 0,
+            rtp_time: 0,
+            first_segment: 0,
+            payload_len: 1000,
+            segment_count: 1,
+            payload_type: 96,
+            flags: PacketFlags::default(),
+        }
+    }
+
+    fn track(first_seq: u16, sent: usize) -> TrackStream {
+        let rtp: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        let rtcp: SocketAddr = "127.0.0.1:5001".parse().expect("addr");
+        let mut t = TrackStream::new(
+            7,
+            0xabcd,
+            first_seq,
+            0,
+            100_000,
+            TrackTransport::Udp { rtp, rtcp },
+        );
+        for _ in 0..sent {
+            t.sent(&packet(), 12);
+        }
+        t
+    }
+
+    fn block(lost: u32, ext: u32) -> ReportBlockInfo {
+        ReportBlockInfo {
+            reporter: 1,
+            source: 0xabcd,
+            fraction_lost: 13,
+            cumulative_lost: lost,
+            extended_highest_seq: ext,
+            jitter: 90,
+        }
+    }
+
+    #[test]
+    fn expected_and_received_follow_the_extended_sequence() {
+        let mut t = track(1000, 2000);
+        assert_eq!(t.packets_expected(), None, "no report yet");
+        assert_eq!(t.loss_ratio(), None);
+        // The client saw up to seq 2999 (the 2000th packet) and lost 100.
+        t.set_reception(&block(100, 2999));
+        assert_eq!(t.reception().extended_highest_seq, 2999);
+        assert_eq!(t.packets_expected(), Some(2000));
+        assert_eq!(t.packets_received(), Some(1900));
+        assert_eq!(t.loss_ratio(), Some(0.05));
+    }
+
+    #[test]
+    fn sequence_wrap_counts_a_cycle() {
+        // First packet 65000; 2000 packets sent wrap past 65535 to 1463.
+        let mut t = track(65_000, 2000);
+        assert_eq!(t.next_seq(), 1464);
+        t.set_reception(&block(40, (1 << 16) + 1463));
+        assert_eq!(t.packets_expected(), Some(2000));
+        assert_eq!(t.packets_received(), Some(1960));
+        assert_eq!(t.loss_ratio(), Some(0.02));
+    }
+
+    #[test]
+    fn inconsistent_reports_give_no_expected_count() {
+        let mut t = track(1000, 10);
+        // A sequence number never sent, and one before the first.
+        t.set_reception(&block(0, 1010));
+        assert_eq!(t.packets_expected(), None);
+        t.set_reception(&block(0, 999));
+        assert_eq!(t.packets_expected(), None);
+        // More lost than expected is capped at all lost.
+        t.set_reception(&block(50, 1009));
+        assert_eq!(t.packets_expected(), Some(10));
+        assert_eq!(t.packets_received(), Some(0));
+        assert_eq!(t.loss_ratio(), Some(1.0));
     }
 }

@@ -30,6 +30,9 @@ pub(super) fn session_infos(endpoint: &Endpoint, shard: usize, now_us: u64) -> V
                         rr_count: r.reports,
                         fraction_lost: reported.then(|| TrackInfo::fraction(r.fraction_lost)),
                         packets_lost: reported.then_some(u64::from(r.cumulative_lost)),
+                        highest_seq: reported.then_some(r.extended_highest_seq),
+                        packets_expected: t.packets_expected(),
+                        loss_ratio: t.loss_ratio(),
                         jitter_us: if reported {
                             TrackInfo::jitter_us(r.jitter, sched.clock_rate)
                         } else {

@@ -251,6 +251,11 @@ impl Netns {
 
 /// Removes namespaces of earlier test processes that are gone (killed before unwinding).
 fn remove_stale() {
+    remove_stale_with(PREFIX);
+}
+
+/// Like [`remove_stale`], for namespaces named `<prefix><pid>-…`.
+fn remove_stale_with(prefix: &str) {
     let Ok(out) = ip().args(["netns", "list"]).output() else {
         return;
     };
@@ -258,7 +263,7 @@ fn remove_stale() {
         let Some(name) = line.split_whitespace().next() else {
             continue;
         };
-        let Some(rest) = name.strip_prefix(PREFIX) else {
+        let Some(rest) = name.strip_prefix(prefix) else {
             continue;
         };
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
@@ -406,6 +411,104 @@ impl Topology {
 }
 
 impl Drop for Topology {
+    fn drop(&mut self) {
+        for n in self.all() {
+            n.destroy();
+        }
+    }
+}
+
+/// A server namespace joined to `n` client namespaces, one veth each:
+///
+/// ```text
+///   client i 10.78.<i+1>.2 ──veth── 10.78.<i+1>.1 server
+/// ```
+///
+/// Namespaces are named `<prefix><pid>-<tag>-sv` and `<prefix><pid>-<tag>-c<i>`, so a test
+/// picks a prefix no other test uses; namespaces of a dead test process with the same
+/// prefix are removed first. Dropping it kills every process still inside and deletes them.
+pub struct Star {
+    /// Where the server runs.
+    pub server: Netns,
+    /// One namespace per client, each on its own link.
+    pub clients: Vec<Netns>,
+}
+
+impl Star {
+    /// Builds the namespaces and links.
+    pub fn new(prefix: &str, tag: &str, n: usize) -> Star {
+        assert!((1..=200).contains(&n), "1 to 200 clients");
+        remove_stale_with(prefix);
+        let ns = |role: String| Netns {
+            name: format!("{prefix}{}-{tag}-{role}", std::process::id()),
+        };
+        let star = Star {
+            server: ns("sv".to_string()),
+            clients: (0..n).map(|i| ns(format!("c{i}"))).collect(),
+        };
+        for n in star.all() {
+            let _ = ip()
+                .args(["netns", "del", n.name()])
+                .stderr(Stdio::null())
+                .status();
+            run(ip().args(["netns", "add", n.name()]));
+            n.ip(&["link", "set", "lo", "up"]);
+        }
+        for (i, c) in star.clients.iter().enumerate() {
+            let server_if = format!("c{i}");
+            run(ip().args([
+                "link",
+                "add",
+                "sv",
+                "netns",
+                c.name(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &server_if,
+                "netns",
+                star.server.name(),
+            ]));
+            c.ip(&[
+                "addr",
+                "add",
+                &format!("{}/24", star.client_addr(i)),
+                "dev",
+                "sv",
+            ]);
+            c.ip(&["link", "set", "sv", "up"]);
+            star.server.ip(&[
+                "addr",
+                "add",
+                &format!("{}/24", star.server_addr(i)),
+                "dev",
+                &server_if,
+            ]);
+            star.server.ip(&["link", "set", &server_if, "up"]);
+        }
+        star
+    }
+
+    /// Client `i`'s address.
+    pub fn client_addr(&self, i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(10, 78, 1 + i as u8, 2)
+    }
+
+    /// The server's address on client `i`'s link (what client `i` connects to).
+    pub fn server_addr(&self, i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(10, 78, 1 + i as u8, 1)
+    }
+
+    /// Every namespace, server first.
+    pub fn all(&self) -> Vec<&Netns> {
+        std::iter::once(&self.server)
+            .chain(self.clients.iter())
+            .collect()
+    }
+}
+
+impl Drop for Star {
     fn drop(&mut self) {
         for n in self.all() {
             n.destroy();
