@@ -27,6 +27,9 @@ pub fn spawn(
     metrics: Arc<ServerMetrics>,
 ) -> std::io::Result<mpsc::Sender<CompileJob>> {
     let (tx, rx) = mpsc::channel::<CompileJob>();
+    if let Some(m) = catalog.memory() {
+        metrics.set_schedule_memory(&m);
+    }
     std::thread::Builder::new()
         .name("compile".into())
         .spawn(move || loop {
