@@ -9,6 +9,11 @@
 //! - [`FsCatalog`]: the files of a media folder on disk (the server's);
 //! - [`MemoryCatalog`]: schedules compiled from bytes in memory, for tests and
 //!   for embedding Cadence without a media folder.
+//!
+//! [`CompileLimits`] carries the operator's compile budgets and the memory
+//! limit of the schedules held; [`FsCatalog`] evicts unused schedules (least
+//! recently used first) to stay within it, on the compile thread, while the
+//! shards' lookups stay lock-free.
 
 mod error;
 mod fs;
