@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::catalog::CompileLimits;
 use crate::shard::ShardConfig;
 
 /// `cadence`: stream hinted MP4/MOV/3GP files over RTSP/RTP.
@@ -124,6 +125,39 @@ pub struct ServeArgs {
     /// its inverse [default: 4].
     #[arg(long)]
     pub max_speed: Option<f64>,
+    /// Compile budgets and schedule memory.
+    #[command(flatten)]
+    pub compile: CompileArgs,
+}
+
+/// Flags of the compile budgets and the schedule memory limit (see
+/// [`crate::catalog::CompileLimits`]); config keys are the same with
+/// underscores.
+#[derive(Debug, Clone, Args, Default)]
+pub struct CompileArgs {
+    /// Most RTP packets in one file's schedule, all tracks together; a file
+    /// with more gets 500 [default: 33554432].
+    #[arg(long)]
+    pub max_packets_per_file: Option<u64>,
+    /// Bytes of sample tables, packet plans and schedule a compile may build
+    /// per byte of the file, beyond a 64 MiB allowance [default: 8].
+    #[arg(long)]
+    pub max_schedule_bytes_per_file_byte: Option<u64>,
+    /// Most samples of one track (as 'stsz' declares them) [default: 8388608].
+    #[arg(long)]
+    pub max_samples_per_track: Option<u32>,
+    /// Most tracks ('trak' boxes) of one file [default: 256].
+    #[arg(long)]
+    pub max_tracks_per_file: Option<u32>,
+    /// Wall-clock limit of one file's compile, ms; 0 for none [default: 30000].
+    #[arg(long)]
+    pub compile_timeout_ms: Option<u64>,
+    /// Most MiB of compiled schedules in memory, all files together; unused
+    /// ones are evicted (least recently used first) to make room, and a file
+    /// that does not fit beside those in use gets 503; 0 for no limit
+    /// [default: 0].
+    #[arg(long, value_name = "MIB")]
+    pub schedule_memory_mb: Option<f64>,
 }
 
 /// The TOML file's keys (all optional).
@@ -198,6 +232,18 @@ pub struct FileConfig {
     pub admin_timeout_ms: Option<u64>,
     /// `[auth]`: users, groups, access files, signed URLs, subnet rules.
     pub auth: Option<crate::access::AuthConfig>,
+    /// See `--max-packets-per-file`.
+    pub max_packets_per_file: Option<u64>,
+    /// See `--max-schedule-bytes-per-file-byte`.
+    pub max_schedule_bytes_per_file_byte: Option<u64>,
+    /// See `--max-samples-per-track`.
+    pub max_samples_per_track: Option<u32>,
+    /// See `--max-tracks-per-file`.
+    pub max_tracks_per_file: Option<u32>,
+    /// See `--compile-timeout-ms`.
+    pub compile_timeout_ms: Option<u64>,
+    /// See `--schedule-memory-mb`.
+    pub schedule_memory_mb: Option<f64>,
 }
 
 /// The resolved configuration.
@@ -217,6 +263,8 @@ pub struct Config {
     pub auth: crate::access::AuthConfig,
     /// Server-wide limits.
     pub limits: LimitsConfig,
+    /// Compile budgets and schedule memory limit (reloadable).
+    pub compile: CompileLimits,
     /// The access log, when on.
     pub access_log: Option<crate::access_log::AccessLogConfig>,
     /// The admin endpoint, when on.
@@ -278,6 +326,7 @@ impl Config {
                 shard: ShardConfig::default(),
                 auth: crate::access::AuthConfig::default(),
                 limits: LimitsConfig::default(),
+                compile: CompileLimits::default(),
                 access_log: None,
                 admin: None,
                 args: ServeArgs::default(),
@@ -301,6 +350,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        let compile = resolve_compile(&args.compile, &file)?;
         let defaults = ShardConfig::default();
         let cores = args.cores.or(file.cores).unwrap_or(available_cpus.max(1));
         if cores == 0 || cores > 255 {
@@ -433,6 +483,7 @@ impl Config {
         Ok(Config {
             auth,
             limits,
+            compile,
             access_log,
             admin,
             args: args.clone(),
@@ -478,6 +529,64 @@ impl Config {
             },
         })
     }
+}
+
+/// The compile budgets and schedule memory limit: flags over keys over
+/// defaults. Errors: a count of 0, a memory limit that is negative or not a
+/// number.
+fn resolve_compile(args: &CompileArgs, file: &FileConfig) -> Result<CompileLimits, ConfigError> {
+    let d = CompileLimits::default();
+    let positive = |name: &str, v: u64| {
+        if v == 0 {
+            Err(ConfigError::Invalid(format!("--{name} must be at least 1")))
+        } else {
+            Ok(v)
+        }
+    };
+    let mb = args
+        .schedule_memory_mb
+        .or(file.schedule_memory_mb)
+        .unwrap_or(0.0);
+    if !mb.is_finite() || mb < 0.0 || mb > (1u64 << 40) as f64 {
+        return Err(ConfigError::Invalid(format!(
+            "--schedule-memory-mb must be 0 (no limit) or a positive number of MiB, got {mb}"
+        )));
+    }
+    Ok(CompileLimits {
+        max_packets_per_file: positive(
+            "max-packets-per-file",
+            args.max_packets_per_file
+                .or(file.max_packets_per_file)
+                .unwrap_or(d.max_packets_per_file),
+        )?,
+        max_schedule_bytes_per_file_byte: positive(
+            "max-schedule-bytes-per-file-byte",
+            args.max_schedule_bytes_per_file_byte
+                .or(file.max_schedule_bytes_per_file_byte)
+                .unwrap_or(d.max_schedule_bytes_per_file_byte),
+        )?,
+        max_samples_per_track: positive(
+            "max-samples-per-track",
+            u64::from(
+                args.max_samples_per_track
+                    .or(file.max_samples_per_track)
+                    .unwrap_or(d.max_samples_per_track),
+            ),
+        )? as u32,
+        max_tracks_per_file: positive(
+            "max-tracks-per-file",
+            u64::from(
+                args.max_tracks_per_file
+                    .or(file.max_tracks_per_file)
+                    .unwrap_or(d.max_tracks_per_file),
+            ),
+        )? as u32,
+        compile_timeout_ms: args
+            .compile_timeout_ms
+            .or(file.compile_timeout_ms)
+            .unwrap_or(d.compile_timeout_ms),
+        schedule_memory_bytes: (mb * (1u64 << 20) as f64).round() as u64,
+    })
 }
 
 /// A CIDR (`10.0.0.0/8`) or a single address.
@@ -562,6 +671,35 @@ mod tests {
             Config::resolve(&zero, 8),
             Err(ConfigError::Invalid(_))
         ));
+        std::fs::write(
+            &path,
+            "max_packets_per_file = 100\ncompile_timeout_ms = 0\nschedule_memory_mb = 1.5\n",
+        )
+        .expect("write");
+        let flags = ServeArgs {
+            compile: CompileArgs {
+                max_packets_per_file: Some(7),
+                max_tracks_per_file: Some(3),
+                ..Default::default()
+            },
+            ..args.clone()
+        };
+        let c = Config::resolve(&flags, 8).expect("valid");
+        assert_eq!(c.compile.max_packets_per_file, 7);
+        assert_eq!(c.compile.max_tracks_per_file, 3);
+        assert_eq!(c.compile.compile_timeout_ms, 0);
+        assert_eq!(c.compile.schedule_memory_bytes, 3 << 19);
+        assert_eq!(
+            c.compile.max_samples_per_track,
+            CompileLimits::default().max_samples_per_track
+        );
+        for bad in ["max_tracks_per_file = 0\n", "schedule_memory_mb = -1\n"] {
+            std::fs::write(&path, bad).expect("write");
+            assert!(
+                matches!(Config::resolve(&args, 8), Err(ConfigError::Invalid(_))),
+                "{bad}"
+            );
+        }
         std::fs::write(&path, "max_scale = 16\nmax_speed = 2.5\n").expect("write");
         let c = Config::resolve(&args, 8).expect("valid");
         assert_eq!(c.shard.rate_limits.max_scale_milli, 16_000);

@@ -24,4 +24,29 @@ pub enum CatalogError {
         /// The hinting layer's error.
         reason: String,
     },
+    /// The file exceeds a compile budget (`--max-packets-per-file`,
+    /// `--max-samples-per-track`, `--max-tracks-per-file`,
+    /// `--max-schedule-bytes-per-file-byte`, `--compile-timeout-ms`; RTSP
+    /// 500, as a broken file); the reason names the box and the limit.
+    #[error("{path}: over budget: {reason}")]
+    OverBudget {
+        /// Catalog path.
+        path: String,
+        /// The hinting layer's [`cadence_hinting::HintError::OverBudget`].
+        reason: String,
+    },
+    /// The file's schedule does not fit in `--schedule-memory-mb` beside the
+    /// schedules in use (RTSP 503 Service Unavailable, with `Retry-After`);
+    /// it is compiled again once room returns.
+    #[error("{path}: schedule memory full: needs {need} bytes, {pinned} of {limit} in use")]
+    NoScheduleMemory {
+        /// Catalog path.
+        path: String,
+        /// Bytes of the file's schedule.
+        need: u64,
+        /// The limit, bytes.
+        limit: u64,
+        /// Bytes of schedules that could not be evicted.
+        pinned: u64,
+    },
 }

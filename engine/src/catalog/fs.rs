@@ -7,16 +7,28 @@
 //! size, mtime or inode changed since the last scan gets a fresh entry, so new
 //! sessions see the new version while playing ones keep the schedules (and
 //! the map) they hold.
+//!
+//! Compiles run within the [`CompileLimits`] budgets, and the schedules held
+//! stay within its memory limit: to make room for a new one, the least
+//! recently used schedules that no session holds are evicted (their files
+//! compile again on their next use); when the schedules in use leave no room,
+//! the file is refused ([`CatalogError::NoScheduleMemory`]) until they do.
+//! Eviction and accounting happen on the compile side, under a lock shards
+//! never take: a lookup reads the file set and the entry's cell lock-free.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use cadence_hinting::FileSchedule;
 
-use super::{load, Catalog, CatalogError, Lookup};
+use super::resident::{schedule_heap_bytes, Cell, Residency};
+use super::{load, Catalog, CatalogError, CompileLimits, Lookup, MemoryStats};
+use crate::log_limit::LogLimiter;
 
 /// File name extensions the catalog serves (ISO BMFF family).
 pub const EXTENSIONS: &[&str] = &["mp4", "m4v", "m4a", "mov", "3gp", "3g2"];
@@ -44,7 +56,7 @@ impl FileId {
 #[derive(Debug)]
 struct Entry {
     id: FileId,
-    compiled: OnceLock<Result<Arc<FileSchedule>, CatalogError>>,
+    cell: Arc<Cell>,
 }
 
 type Files = HashMap<String, Arc<Entry>>;
@@ -75,6 +87,29 @@ pub struct FsCatalog {
     /// that one never stores a snapshot built from an older one. Lookups do
     /// not take it.
     rescans: std::sync::Mutex<()>,
+    /// Ticks of least-recently-used order, advanced by every lookup.
+    clock: AtomicU64,
+    compiler: Mutex<CompileSide>,
+}
+
+/// What only the compile side touches.
+#[derive(Debug)]
+struct CompileSide {
+    limits: CompileLimits,
+    residency: Residency,
+    refusal_log: LogLimiter,
+    epoch: Instant,
+}
+
+impl CompileSide {
+    fn new(limits: CompileLimits) -> Self {
+        CompileSide {
+            residency: Residency::new(limits.schedule_memory_bytes),
+            limits,
+            refusal_log: LogLimiter::new(3, 10_000_000),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 impl FsCatalog {
@@ -87,7 +122,16 @@ impl FsCatalog {
             hint_cache: None,
             files: ArcSwap::from_pointee(files),
             rescans: std::sync::Mutex::new(()),
+            clock: AtomicU64::new(1),
+            compiler: Mutex::new(CompileSide::new(CompileLimits::default())),
         })
+    }
+
+    /// Compiles within `limits` (budgets and schedule memory) instead of
+    /// [`CompileLimits::default()`].
+    pub fn with_limits(self, limits: CompileLimits) -> FsCatalog {
+        FsCatalog::set_limits(&self, &limits);
+        self
     }
 
     /// Keeps schedules built for un-hinted files in `dir` between runs
@@ -145,18 +189,32 @@ impl FsCatalog {
         self.files.load().get(path).cloned()
     }
 
-    fn build(&self, path: &str) -> Result<Arc<FileSchedule>, CatalogError> {
+    fn side(&self) -> std::sync::MutexGuard<'_, CompileSide> {
+        self.compiler.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `cell` is still the entry of `path` in the current file set.
+    fn is_current(&self, path: &str, cell: &Arc<Cell>) -> bool {
+        self.files
+            .load()
+            .get(path)
+            .is_some_and(|e| Arc::ptr_eq(&e.cell, cell))
+    }
+
+    fn build(&self, path: &str, limits: &CompileLimits) -> Result<Arc<FileSchedule>, CatalogError> {
         let full = self.root.join(path);
         let started = std::time::Instant::now();
-        let result = load(&full, path, self.hint_cache.as_deref());
+        let result = load(&full, path, self.hint_cache.as_deref(), &limits.budget());
         match &result {
             Ok(f) => tracing::info!(
                 path,
                 tracks = f.tracks.len(),
                 packets = f.tracks.iter().map(|t| t.packets.len()).sum::<usize>(),
+                bytes = schedule_heap_bytes(f),
                 ms = started.elapsed().as_millis() as u64,
                 "compiled schedule"
             ),
+            // One line per file version (the outcome is kept).
             Err(e) => tracing::warn!(path, error = %e, "cannot serve file"),
         }
         result.map(Arc::new)
@@ -167,18 +225,55 @@ impl Catalog for FsCatalog {
     fn lookup(&self, path: &str) -> Lookup {
         match self.entry(path) {
             None => Lookup::Ready(Err(CatalogError::NotFound(path.to_string()))),
-            Some(e) => match e.compiled.get() {
-                Some(r) => Lookup::Ready(r.clone()),
+            Some(e) => match e.cell.lookup(&self.clock) {
+                Some(r) => Lookup::Ready(r),
                 None => Lookup::Pending,
             },
         }
     }
 
     fn compile(&self, path: &str) -> Result<Arc<FileSchedule>, CatalogError> {
+        let mut side = self.side();
         let entry = self
             .entry(path)
             .ok_or_else(|| CatalogError::NotFound(path.to_string()))?;
-        entry.compiled.get_or_init(|| self.build(path)).clone()
+        if let Some(done) = entry.cell.get() {
+            return done;
+        }
+        let result = match self.build(path, &side.limits) {
+            Ok(file) => {
+                let bytes = schedule_heap_bytes(&file);
+                let admitted = side.residency.admit(
+                    path,
+                    &entry.cell,
+                    &file,
+                    bytes,
+                    Instant::now(),
+                    &|p, c| self.is_current(p, c),
+                );
+                match admitted {
+                    Ok(()) => Ok(file),
+                    Err(short) => {
+                        let e = short.error(path);
+                        let now_us = side.epoch.elapsed().as_micros() as u64;
+                        if let Some(suppressed) = side.refusal_log.allow(now_us) {
+                            tracing::warn!(
+                                path,
+                                need = short.need,
+                                limit = short.limit,
+                                pinned = short.pinned,
+                                suppressed,
+                                "schedule memory full (--schedule-memory-mb): refusing the file until schedules in use are released"
+                            );
+                        }
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
+        entry.cell.set(result.clone());
+        result
     }
 
     fn len(&self) -> usize {
@@ -193,6 +288,32 @@ impl Catalog for FsCatalog {
 
     fn rescan(&self) -> Option<std::io::Result<RescanReport>> {
         Some(FsCatalog::rescan(self))
+    }
+
+    /// New budgets make the files refused under the old ones compile again
+    /// on their next use; a new memory limit applies from the next compile
+    /// (a lowered one evicts at the next [`Catalog::maintain`]).
+    fn set_limits(&self, limits: &CompileLimits) {
+        let mut side = self.side();
+        if side.limits.budgets_differ(limits) {
+            for e in self.files.load().values() {
+                if matches!(e.cell.get(), Some(Err(CatalogError::OverBudget { .. }))) {
+                    e.cell.clear();
+                }
+            }
+        }
+        side.residency.set_limit(limits.schedule_memory_bytes);
+        side.limits = limits.clone();
+    }
+
+    fn maintain(&self) {
+        let mut side = self.side();
+        side.residency
+            .maintain(Instant::now(), &|p, c| self.is_current(p, c));
+    }
+
+    fn memory(&self) -> Option<MemoryStats> {
+        Some(self.side().residency.stats())
     }
 }
 
@@ -228,7 +349,7 @@ fn scan_folder(root: &Path, old: &Files) -> std::io::Result<Files> {
                     Some(e) if e.id == id => e.clone(),
                     _ => Arc::new(Entry {
                         id,
-                        compiled: OnceLock::new(),
+                        cell: Arc::new(Cell::default()),
                     }),
                 };
                 files.insert(rel, entry);

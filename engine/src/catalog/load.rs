@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use cadence_hinting::cache::{self, CacheKey};
 use cadence_hinting::error::HintError;
-use cadence_hinting::packetize::plain::schedule_plain;
-use cadence_hinting::FileSchedule;
+use cadence_hinting::packetize::plain::schedule_plain_with;
+use cadence_hinting::{Budget, FileSchedule};
 use memmap2::Mmap;
 
 use super::CatalogError;
@@ -18,16 +18,19 @@ use super::CatalogError;
 /// `cadence-hint`'s default.
 pub const PLAIN_MTU: u32 = 1450;
 
-/// Loads and compiles `full` (served as catalog path `path`). For an
-/// un-hinted file, the schedule built in memory is read from and saved to
-/// `hint_cache` when given (keyed by file length, mtime and MTU).
+/// Loads and compiles `full` (served as catalog path `path`) within
+/// `budget`. For an un-hinted file, the schedule built in memory is read from
+/// and saved to `hint_cache` when given (keyed by file length, mtime and MTU).
 /// Errors: [`CatalogError::Unsupported`] for a file with no hint track and no
-/// track we can packetize; [`CatalogError::Corrupt`] for a file that cannot be
-/// read or that the compiler rejects (the reason names the box or sample).
+/// track we can packetize; [`CatalogError::OverBudget`] for a file beyond
+/// `budget` (the reason names the box and the limit);
+/// [`CatalogError::Corrupt`] for a file that cannot be read or that the
+/// compiler rejects (the reason names the box or sample).
 pub fn load(
     full: &Path,
     path: &str,
     hint_cache: Option<&Path>,
+    budget: &Budget,
 ) -> Result<FileSchedule, CatalogError> {
     let corrupt = |reason: String| CatalogError::Corrupt {
         path: path.to_string(),
@@ -38,7 +41,7 @@ pub fn load(
     // files are not modified in place while the server runs.
     let map = unsafe { Mmap::map(&file) }.map_err(|e| corrupt(format!("cannot map: {e}")))?;
     let map = Arc::new(map);
-    match cadence_hinting::compile(map.clone()) {
+    match cadence_hinting::compile_with(map.clone(), budget) {
         Ok(f) => Ok(f),
         Err(HintError::NoHintTracks) => {
             let cached = hint_cache.and_then(|dir| {
@@ -46,12 +49,12 @@ pub fn load(
                 Some((dir.join(cache_name(path)), key))
             });
             if let Some((file, key)) = &cached {
-                if let Some(f) = cache::load(file, map.clone(), key) {
+                if let Some(f) = cache::load_with(file, map.clone(), key, budget) {
                     tracing::info!(path, cache = %file.display(), "no hint tracks: schedule from the hint cache");
                     return Ok(f);
                 }
             }
-            let f = plain(map, path)?;
+            let f = plain(map, path, budget)?;
             if let Some((file, key)) = &cached {
                 match cache::save(file, &f, key) {
                     Ok(()) => {
@@ -64,7 +67,21 @@ pub fn load(
             }
             Ok(f)
         }
-        Err(e) => Err(corrupt(e.to_string())),
+        Err(e) => Err(hint_error(path, e)),
+    }
+}
+
+/// The catalog error of a hinting error other than "unsupported".
+fn hint_error(path: &str, e: HintError) -> CatalogError {
+    match e {
+        e @ HintError::OverBudget { .. } => CatalogError::OverBudget {
+            path: path.to_string(),
+            reason: e.to_string(),
+        },
+        e => CatalogError::Corrupt {
+            path: path.to_string(),
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -76,8 +93,8 @@ pub fn cache_name(path: &str) -> String {
     name
 }
 
-fn plain(map: Arc<Mmap>, path: &str) -> Result<FileSchedule, CatalogError> {
-    match schedule_plain(map, PLAIN_MTU) {
+fn plain(map: Arc<Mmap>, path: &str, budget: &Budget) -> Result<FileSchedule, CatalogError> {
+    match schedule_plain_with(map, PLAIN_MTU, budget) {
         Ok(f) => {
             tracing::info!(path, "no hint tracks: packetized in memory");
             Ok(f)
@@ -86,9 +103,6 @@ fn plain(map: Arc<Mmap>, path: &str) -> Result<FileSchedule, CatalogError> {
             path: path.to_string(),
             reason,
         }),
-        Err(e) => Err(CatalogError::Corrupt {
-            path: path.to_string(),
-            reason: e.to_string(),
-        }),
+        Err(e) => Err(hint_error(path, e)),
     }
 }

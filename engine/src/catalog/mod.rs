@@ -9,11 +9,18 @@
 //! - [`FsCatalog`]: the files of a media folder on disk (the server's);
 //! - [`MemoryCatalog`]: schedules compiled from bytes in memory, for tests and
 //!   for embedding Cadence without a media folder.
+//!
+//! [`CompileLimits`] carries the operator's compile budgets and the memory
+//! limit of the schedules held; [`FsCatalog`] evicts unused schedules (least
+//! recently used first) to stay within it, on the compile thread, while the
+//! shards' lookups stay lock-free.
 
 mod error;
 mod fs;
+mod limits;
 mod load;
 mod memory;
+mod resident;
 
 use std::sync::Arc;
 
@@ -21,8 +28,10 @@ use cadence_hinting::FileSchedule;
 
 pub use error::CatalogError;
 pub use fs::{FsCatalog, RescanReport, EXTENSIONS};
+pub use limits::{CompileLimits, DEFAULT_COMPILE_TIMEOUT_MS};
 pub use load::{cache_name, load, PLAIN_MTU};
 pub use memory::MemoryCatalog;
+pub use resident::{schedule_heap_bytes, MemoryStats, PICKUP_GRACE};
 
 /// The answer of a non-blocking [`Catalog::lookup`].
 #[derive(Debug)]
@@ -62,6 +71,20 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// Looks at the media again (blocking; off the shards), for a catalog
     /// backed by a folder: `None` for a catalog that cannot change.
     fn rescan(&self) -> Option<std::io::Result<RescanReport>> {
+        None
+    }
+
+    /// Applies new compile budgets and schedule memory limit (blocking; off
+    /// the shards). A catalog that compiles nothing ignores them.
+    fn set_limits(&self, _limits: &CompileLimits) {}
+
+    /// Housekeeping of the schedule memory, run by the compile thread about
+    /// every second (see [`FsCatalog`]): forgets freed schedules, evicts
+    /// down to a lowered limit, lets refused files be compiled again.
+    fn maintain(&self) {}
+
+    /// The schedule memory figures, for a catalog that keeps them.
+    fn memory(&self) -> Option<MemoryStats> {
         None
     }
 }

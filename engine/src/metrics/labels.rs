@@ -215,9 +215,9 @@ impl RtspMethod {
 
 /// The RTSP status codes counted separately (those Cadence sends, RFC 2326
 /// §7.1.1); any other code is counted in the `other` slot.
-pub const STATUS_CODES: [u16; 22] = [
+pub const STATUS_CODES: [u16; 23] = [
     200, 301, 302, 400, 401, 403, 404, 405, 406, 410, 415, 451, 453, 454, 455, 457, 459, 460, 461,
-    500, 501, 505,
+    500, 501, 503, 505,
 ];
 
 /// Slots of the status table: [`STATUS_CODES`] plus `other`.

@@ -20,6 +20,8 @@
 //!   `cadence_auth_failures_total{status,reason}`
 //! - `cadence_schedule_compile_seconds` histogram, `cadence_catalog_files` gauge,
 //!   `cadence_build_info{version}`
+//! - `cadence_schedule_memory_bytes`, `cadence_schedule_memory_limit_bytes` gauges,
+//!   `cadence_schedule_evictions_total`, `cadence_schedule_memory_refusals_total`
 
 mod collector;
 pub mod labels;

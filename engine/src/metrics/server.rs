@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -32,12 +33,20 @@ pub struct ServerMetrics {
     shards: Vec<Arc<ShardMetrics>>,
     compile_seconds: Histogram,
     catalog_files: Gauge,
+    schedule_bytes: Gauge,
+    schedule_limit: Gauge,
+    evictions: Counter,
+    memory_refusals: Counter,
 }
 
 impl ServerMetrics {
     /// A registry reading `shards` at scrape time, with the off-shard
     /// metrics `cadence_schedule_compile_seconds` (histogram),
-    /// `cadence_catalog_files` (gauge) and `cadence_build_info{version}`.
+    /// `cadence_catalog_files` (gauge), the schedule memory
+    /// (`cadence_schedule_memory_bytes`, `cadence_schedule_memory_limit_bytes`
+    /// gauges, `cadence_schedule_evictions_total`,
+    /// `cadence_schedule_memory_refusals_total` counters) and
+    /// `cadence_build_info{version}`.
     pub fn new(shards: Vec<Arc<ShardMetrics>>) -> ServerMetrics {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(ShardCollector {
@@ -55,6 +64,30 @@ impl ServerMetrics {
             "Media files in the catalog",
             catalog_files.clone(),
         );
+        let schedule_bytes = Gauge::default();
+        registry.register(
+            "cadence_schedule_memory_bytes",
+            "Bytes of compiled schedules in memory (held by the catalog or by playing sessions)",
+            schedule_bytes.clone(),
+        );
+        let schedule_limit = Gauge::default();
+        registry.register(
+            "cadence_schedule_memory_limit_bytes",
+            "Limit of the compiled schedules' bytes (--schedule-memory-mb; 0: none)",
+            schedule_limit.clone(),
+        );
+        let evictions = Counter::default();
+        registry.register(
+            "cadence_schedule_evictions",
+            "Unused schedules evicted from the catalog to make room for another",
+            evictions.clone(),
+        );
+        let memory_refusals = Counter::default();
+        registry.register(
+            "cadence_schedule_memory_refusals",
+            "Files refused (503) because the schedules in use left no room",
+            memory_refusals.clone(),
+        );
         let build: Family<Vec<(String, String)>, Gauge> = Family::default();
         build
             .get_or_create(&vec![(
@@ -68,6 +101,10 @@ impl ServerMetrics {
             shards,
             compile_seconds,
             catalog_files,
+            schedule_bytes,
+            schedule_limit,
+            evictions,
+            memory_refusals,
         }
     }
 
@@ -91,6 +128,18 @@ impl ServerMetrics {
     /// Sets the number of files in the catalog.
     pub fn set_catalog_files(&self, n: u64) {
         self.catalog_files.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Copies the catalog's schedule memory figures (from the compile
+    /// thread; the counters only move forward).
+    pub fn set_schedule_memory(&self, m: &crate::catalog::MemoryStats) {
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.schedule_bytes.set(gauge(m.held_bytes));
+        self.schedule_limit.set(gauge(m.limit_bytes));
+        self.evictions
+            .inc_by(m.evictions.saturating_sub(self.evictions.get()));
+        self.memory_refusals
+            .inc_by(m.refusals.saturating_sub(self.memory_refusals.get()));
     }
 
     /// The shard blocks given to [`ServerMetrics::new`].

@@ -384,8 +384,11 @@ impl Controller {
                 CatalogError::Unsupported { .. } => {
                     Fail(StatusCode::UnsupportedMediaType, e.to_string())
                 }
-                CatalogError::Corrupt { .. } => {
+                CatalogError::Corrupt { .. } | CatalogError::OverBudget { .. } => {
                     Fail(StatusCode::InternalServerError, e.to_string())
+                }
+                CatalogError::NoScheduleMemory { .. } => {
+                    Fail(StatusCode::ServiceUnavailable, e.to_string())
                 }
             })
         })

@@ -3,7 +3,7 @@
 //! and the shard's answers to input that never became a request.
 
 use rtsp_types::headers::UNSUPPORTED;
-use rtsp_types::headers::{ALLOW, CSEQ, LOCATION, SERVER, WWW_AUTHENTICATE};
+use rtsp_types::headers::{ALLOW, CSEQ, LOCATION, RETRY_AFTER, SERVER, WWW_AUTHENTICATE};
 use rtsp_types::{Response, StatusCode, Version};
 
 /// Methods we implement, for OPTIONS' `Public` and 405's `Allow`.
@@ -21,12 +21,19 @@ pub fn status(status: StatusCode) -> RtspResponse {
     Response::builder(Version::V1_0, status).build(Vec::new())
 }
 
+/// Seconds a 503 asks the client to wait (`Retry-After`): the catalog looks
+/// again for room for refused files about every second.
+pub const RETRY_AFTER_S: &str = "2";
+
 /// A refusal: `status` plus the headers that status calls for (405 gets
-/// `Allow`, RFC 2326 §12.4).
+/// `Allow`, RFC 2326 §12.4; 503 gets `Retry-After`, §12.31).
 pub fn refusal(code: StatusCode) -> RtspResponse {
     let mut r = status(code);
     if code == StatusCode::MethodNotAllowed {
         r.insert_header(ALLOW, PUBLIC_METHODS);
+    }
+    if code == StatusCode::ServiceUnavailable {
+        r.insert_header(RETRY_AFTER, RETRY_AFTER_S);
     }
     r
 }

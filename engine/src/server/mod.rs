@@ -351,7 +351,9 @@ fn fs_catalog(config: &Config) -> Result<FsCatalog, ServerError> {
         let path = path.display().to_string();
         move |source| ServerError::Media { path, source }
     };
-    let mut catalog = FsCatalog::scan(&config.media).map_err(media_error(&config.media))?;
+    let mut catalog = FsCatalog::scan(&config.media)
+        .map_err(media_error(&config.media))?
+        .with_limits(config.compile.clone());
     if let Some(dir) = &config.hint_cache {
         catalog = catalog.with_hint_cache(dir).map_err(media_error(dir))?;
     }

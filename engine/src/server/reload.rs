@@ -1,8 +1,8 @@
 //! Reload on SIGHUP: the configuration file is read again and what can
 //! change live is applied without dropping a session or closing a
 //! connection: the log filter, the limits, the access-control rules (with
-//! the users, groups and access files they name) and the files of the media
-//! folder. A configuration that does not validate changes nothing; the
+//! the users, groups and access files they name), the compile budgets and
+//! schedule memory limit, and the files of the media folder. A configuration that does not validate changes nothing; the
 //! running one stays, and the error (key, line) is logged. Settings that
 //! need a restart (cores, listen address, ports…) are reported as such.
 
@@ -95,6 +95,10 @@ impl RunningServer {
                 new.limits.max_bandwidth_mbps,
                 new.limits.redirect_when_full
             ));
+        }
+        if new.compile != live.config.compile {
+            live.catalog.set_limits(&new.compile);
+            changes.push(format!("compile limits: {:?}", new.compile));
         }
         AccessControl::swap(&live.access, rules);
         changes.push("access rules reloaded".into());
