@@ -229,3 +229,134 @@ fn bad_and_unpaired_tunnel_requests_are_refused_without_disturbing_others() {
 }
 
 const FIXTURE: &str = media::FIXTURE_H264;
+
+/// A receiver report for our `ssrc` as live555 frames it: `$`, channel,
+/// length, then RR (RFC 3550 §6.4.2) with one report block.
+fn interleaved_rr(channel: u8, ssrc: u32) -> Vec<u8> {
+    let mut rr = vec![0x81, 201, 0, 7];
+    rr.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    rr.extend_from_slice(&ssrc.to_be_bytes());
+    rr.extend_from_slice(&[0; 20]);
+    let mut framed = vec![b'$', channel];
+    framed.extend_from_slice(&(rr.len() as u16).to_be_bytes());
+    framed.extend_from_slice(&rr);
+    framed
+}
+
+/// live555's RTSPClient (openRTSP `-T`, VLC) sends its RTCP receiver
+/// reports as `$` frames on the GET connection, not in the POST body: they
+/// count as session activity there, so a session kept alive only by them
+/// outlives `--session-timeout` (openRTSP's `-T` session was dropped at the
+/// timeout before).
+#[test]
+fn receiver_reports_on_the_get_connection_keep_the_session_alive() {
+    let s = server(&["--session-timeout", "2"]);
+    let cookie = "Live555StyleRtcpOnGet";
+    let mut g = get(s.addr(), cookie);
+    let head = read_until(&mut g, "\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+    let mut p = post(s.addr(), cookie);
+    let url = s.url(media::FIXTURE_H264);
+    p.write_all(
+        b64(&format!(
+            "DESCRIBE {url} RTSP/1.0\r\nCSeq: 3\r\nAccept: application/sdp\r\n\r\n"
+        ))
+        .as_bytes(),
+    )
+    .expect("DESCRIBE");
+    let mut sdp = read_until(&mut g, "a=control:trackID=");
+    if !sdp
+        .split("a=control:trackID=")
+        .nth(1)
+        .is_some_and(|t| t.contains("\r\n"))
+    {
+        sdp += &read_until(&mut g, "\r\n");
+    }
+    let track: String = sdp
+        .split("a=control:trackID=")
+        .nth(1)
+        .expect("a track control")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    p.write_all(
+        b64(&format!(
+            "SETUP {url}/trackID={track} RTSP/1.0\r\nCSeq: 4\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+        ))
+        .as_bytes(),
+    )
+    .expect("SETUP");
+    let reply = read_until(&mut g, "\r\n\r\n");
+    let field = |name: &str| -> String {
+        reply
+            .split(name)
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {name} in {reply:?}"))
+            .chars()
+            .take_while(char::is_ascii_hexdigit)
+            .collect()
+    };
+    let session = field("Session: ");
+    let ssrc = u32::from_str_radix(&field("ssrc="), 16).expect("hex ssrc");
+    p.write_all(
+        b64(&format!(
+            "PLAY {url} RTSP/1.0\r\nCSeq: 5\r\nSession: {session}\r\nRange: npt=0.000-\r\n\r\n"
+        ))
+        .as_bytes(),
+    )
+    .expect("PLAY");
+    // Read everything the GET connection brings; count RTP per second.
+    let mut reader = g.try_clone().expect("clone");
+    let started = Instant::now();
+    let counter = std::thread::spawn(move || {
+        let mut per_second = vec![0usize; 8];
+        let mut buf = vec![0u8; 65536];
+        let mut pending: Vec<u8> = Vec::new();
+        while started.elapsed() < Duration::from_secs(7) {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+            }
+            // Count `$`-framed RTP on channel 0; skip replies.
+            let mut i = 0;
+            while i + 4 <= pending.len() {
+                if pending[i] == b'$' {
+                    let len = usize::from(u16::from_be_bytes([pending[i + 2], pending[i + 3]]));
+                    if i + 4 + len > pending.len() {
+                        break;
+                    }
+                    if pending[i + 1] == 0 {
+                        let sec = (started.elapsed().as_secs() as usize).min(7);
+                        per_second[sec] += 1;
+                    }
+                    i += 4 + len;
+                } else {
+                    match pending[i..].windows(4).position(|w| w == b"\r\n\r\n") {
+                        Some(end) => i += end + 4,
+                        None => break,
+                    }
+                }
+            }
+            pending.drain(..i);
+        }
+        per_second
+    });
+    // Receiver reports only, every 500 ms, on the GET connection, for three
+    // times the session timeout; no RTSP request meanwhile.
+    while started.elapsed() < Duration::from_secs(6) {
+        g.write_all(&interleaved_rr(1, ssrc))
+            .expect("RR on the GET");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let per_second = counter.join().expect("reader");
+    assert!(
+        per_second[..6].iter().all(|&n| n > 0),
+        "RTP in every second of the 6 (a 2 s session timeout would stop it): {per_second:?}\n{}",
+        s.log_tail(20)
+    );
+    assert!(
+        !s.log_text().contains("reason=\"timeout\""),
+        "the session timed out\n{}",
+        s.log_tail(20)
+    );
+}

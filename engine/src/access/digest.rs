@@ -170,6 +170,13 @@ pub fn check_nonce(
 /// behind NAT or a proxy), the same percent-decoded path, ignoring trailing
 /// `/`; the query must then be the same when the `uri` has one, and may be
 /// left out by the client. `*` (OPTIONS) only matches `*`.
+///
+/// A track URL (`…/f.mp4/trackID=3`) is also named by the presentation URL
+/// of its file (`…/f.mp4` or `…/f.mp4/`): live555's `RTSPClient` (openRTSP,
+/// VLC) signs every request with its base URL, the DESCRIBE's
+/// `Content-Base`, so its SETUP carries `uri="rtsp://h/f.mp4/"`. The two
+/// name the same catalog file, under the same access rules; another track
+/// or another file is still refused.
 pub fn uri_matches(digest_uri: &str, request_uri: &str) -> bool {
     if digest_uri == request_uri {
         return true;
@@ -185,12 +192,23 @@ pub fn uri_matches(digest_uri: &str, request_uri: &str) -> bool {
     ) else {
         return false;
     };
-    if dp.trim_end_matches('/') != rp.trim_end_matches('/') {
+    if dp.trim_end_matches('/') != rp.trim_end_matches('/') && !names_presentation_of(&dp, &rp) {
         return false;
     }
     match dq {
         None => true,
         Some(q) => rq == Some(q),
+    }
+}
+
+/// Whether decoded path `digest_path` is the presentation (file) URL of the
+/// track URL `request_path`: the same catalog path, without the trailing
+/// track segment ([`crate::rtsp::url::parse_target`]).
+fn names_presentation_of(digest_path: &str, request_path: &str) -> bool {
+    use crate::rtsp::url::parse_target;
+    match (parse_target(digest_path), parse_target(request_path)) {
+        (Some(d), Some(r)) => d.track_id.is_none() && r.track_id.is_some() && d.path == r.path,
+        _ => false,
     }
 }
 
@@ -363,8 +381,16 @@ mod tests {
         assert!(uri_matches("rtsp://h:8554/x.mp4", "/x.mp4"));
         // Another file or track is refused.
         assert!(!uri_matches("/dir/a%20b.mp4/trackID=2", req));
-        assert!(!uri_matches("/dir/a%20b.mp4", req));
         assert!(!uri_matches("/other.mp4", "rtsp://h/x.mp4"));
+        assert!(!uri_matches("/dir/other.mp4/", req));
+        assert!(!uri_matches("/dir/", req));
+        assert!(!uri_matches("/dir/a%20b.mp4/x", req));
+        // live555 (openRTSP, VLC) signs a SETUP with its base URL, the
+        // Content-Base of the DESCRIBE: the presentation names its tracks.
+        assert!(uri_matches("rtsp://10.0.0.1:8554/dir/a%20b.mp4/", req));
+        assert!(uri_matches("/dir/a%20b.mp4", req));
+        // Not the other way round: a track does not name the presentation.
+        assert!(!uri_matches(req, "rtsp://10.0.0.1:8554/dir/a%20b.mp4/"));
         // Query: may be left out, must match when given.
         let signed = "rtsp://h/x.mp4?exp=5&sig=abc";
         assert!(uri_matches("rtsp://h/x.mp4", signed));

@@ -360,6 +360,33 @@ fn digest_with_and_without_qop_and_stale_nonces() {
     r.uri = "rtsp://127.0.0.1:8554/a.mp4/trackID=1".into();
     r.authorization = Some(answer(&ch, "alice", "wonder", "SETUP", &r.uri, true));
     assert_eq!(user_of(&r.decide(&rules)), Some("alice"));
+    // live555 (openRTSP 2026.06.24, VLC) signs SETUP and PLAY with its base
+    // URL, the DESCRIBE's Content-Base, in this exact form (no qop):
+    // `Digest username="alice", realm="…", nonce="…",
+    // uri="rtsp://127.0.0.1:8554/a.mp4/", response="…"`.
+    for (method, uri) in [
+        ("SETUP", "rtsp://127.0.0.1:8554/a.mp4/trackID=1"),
+        ("PLAY", "rtsp://127.0.0.1:8554/a.mp4/"),
+    ] {
+        let base = "rtsp://127.0.0.1:8554/a.mp4/";
+        let mut r = Req::new("a.mp4");
+        r.method = method;
+        r.uri = uri.into();
+        let auth = format!(
+            "Digest username=\"alice\", realm=\"{}\", nonce=\"{}\", uri=\"{base}\", response=\"{}\"",
+            param(&ch, "realm").expect("realm"),
+            param(&ch, "nonce").expect("nonce"),
+            digest::response(
+                &Ha1::compute("alice", &param(&ch, "realm").expect("realm"), b"wonder"),
+                method,
+                base,
+                &param(&ch, "nonce").expect("nonce"),
+                None
+            )
+        );
+        r.authorization = Some(auth);
+        assert_eq!(user_of(&r.decide(&rules)), Some("alice"), "{method}");
+    }
     // The method is part of the digest.
     r.method = "PLAY";
     assert_eq!(

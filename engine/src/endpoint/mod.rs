@@ -15,6 +15,7 @@
 //!
 //! Session lifecycle events go to the pipeline's extensions as they happen.
 
+mod bye;
 mod rtcp_out;
 mod timers;
 
@@ -36,6 +37,7 @@ use crate::rtsp::url::route_of;
 use crate::rtsp::{Controller, ControllerConfig, Effect, Handled, RequestCtx};
 use crate::session::{ConnId, RateLimits, Session, SessionId};
 
+pub use bye::BYE_GRACE_US;
 pub use rtcp_out::{RtcpOutbox, RtcpPacket, RTCP_MAX};
 pub use timers::TimerEvents;
 
@@ -127,6 +129,7 @@ pub struct Endpoint {
     pipeline: Pipeline,
     effects: Vec<Effect>,
     rtcp: RtcpOutbox,
+    byes: bye::PendingByes,
     timers: timers::Timers,
     refusal_log: LogLimiter,
 }
@@ -170,6 +173,7 @@ impl Endpoint {
             pipeline,
             effects: Vec::with_capacity(8),
             rtcp: RtcpOutbox::default(),
+            byes: bye::PendingByes::default(),
             refusal_log: LogLimiter::new(20, 1_000_000),
         }
     }
@@ -370,8 +374,11 @@ impl Endpoint {
     }
 
     /// Runs one pacer tick at shard clock `now_us` into `sink`; a session
-    /// that sent the end of its PLAY range goes back to Ready and sends BYE.
-    pub fn tick(&mut self, now_us: u64, unix_us: u64, sink: &mut impl PacketSink) -> TickStats {
+    /// that sent the end of its PLAY range goes back to Ready, and its BYE
+    /// follows [`BYE_GRACE_US`] later (in trick play, at the range's end on
+    /// the wall clock), from [`Endpoint::poll_timers`]. `_unix_us` (the
+    /// wall clock) is kept for callers; the tick itself writes no RTCP.
+    pub fn tick(&mut self, now_us: u64, _unix_us: u64, sink: &mut impl PacketSink) -> TickStats {
         let stats = self
             .pacer
             .tick(now_us, self.controller.sessions_mut(), sink);
@@ -381,10 +388,9 @@ impl Endpoint {
             let Some(s) = self.controller.sessions_mut().get_mut(key) else {
                 continue;
             };
+            let range_end = s.range_end_wall_us();
             s.finish_range(now_us);
-            if s.take_bye() {
-                self.rtcp.bye(s, unix_us);
-            }
+            self.byes.push(key, s, now_us, range_end);
             if let Some(s) = self.controller.session(key) {
                 self.pipeline.session_event(&SessionEvent::Paused(s));
             }
@@ -481,17 +487,23 @@ impl Endpoint {
     pub fn next_deadline(&self, now_us: u64) -> Option<u64> {
         let pacing = self.pacer.next_deadline(now_us);
         let timers = self.timers.next_deadline(!self.controller.is_empty());
-        match (pacing, timers) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [pacing, timers, self.byes.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs what is due at shard clock `now_us` (wall clock `unix_us`):
-    /// session timeouts, sender reports, admission control. Returns which
-    /// periodic events fired (the shard logs its statistics on
-    /// [`TimerEvents::stats`]).
+    /// the BYEs of finished ranges, session timeouts, sender reports,
+    /// admission control. Returns which periodic events fired (the shard
+    /// logs its statistics on [`TimerEvents::stats`]).
     pub fn poll_timers(&mut self, now_us: u64, unix_us: u64) -> TimerEvents {
+        self.byes.send_due(
+            now_us,
+            unix_us,
+            self.controller.sessions_mut(),
+            &mut self.rtcp,
+        );
         let events = self.timers.poll(now_us, self.config.shard);
         if events.housekeeping {
             let mut effects = std::mem::take(&mut self.effects);

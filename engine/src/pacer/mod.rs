@@ -69,8 +69,9 @@ pub struct TickStats {
 pub struct Pacer {
     wheel: Wheel,
     due: Vec<Entry>,
-    /// Sessions that reached their end this tick (slab keys), for the shard to
-    /// send BYE; cleared by the next [`Pacer::tick`].
+    /// Sessions that reached their end this tick (slab keys), for the
+    /// endpoint to end their range and queue their BYE; cleared by the next
+    /// [`Pacer::tick`].
     pub finished: Vec<usize>,
     /// How far ahead of its due time a packet may be sent, µs.
     pub lead_us: u64,

@@ -526,6 +526,15 @@ impl Session {
         self.stop_at(now_us)
     }
 
+    /// Shard clock (µs) at which the PLAY range ends on the wall clock, when
+    /// that differs from when its last packet is sent: in trick play, the
+    /// time the npt reaches the range's bound, up to one key-frame interval
+    /// (divided by the Scale) after the last key frame. `None` in normal
+    /// play and when not playing.
+    pub(crate) fn range_end_wall_us(&self) -> Option<u64> {
+        self.trick.as_ref().map(Trick::end_wall_us)
+    }
+
     /// The end of the PLAY range was sent at shard clock `now_us`: back to
     /// Ready, positioned at the end (as after a PAUSE). Returns true when the
     /// session was playing.

@@ -143,6 +143,17 @@ impl Trick {
         }
     }
 
+    /// Shard clock (µs) at which the npt reaches the range's bound: the
+    /// range's end on the wall clock. At Scale 2 over `npt=10-20` with key
+    /// frames every 2 s, the last one (18 s) goes out 4 s after the start
+    /// and the range ends 5 s after it.
+    pub(crate) fn end_wall_us(&self) -> u64 {
+        let media_us = self.npt_bound_us.abs_diff(self.anchor_npt_us);
+        let play_us = mul_div(media_us, 1000, self.rate.scale.magnitude_milli());
+        self.wall_start_us
+            .saturating_add(self.rate.speed.wall_us(play_us))
+    }
+
     /// The RTP time (before the session base) of the play timeline at shard
     /// clock `now_us`, for sender reports: it maps the wall clock to the
     /// timestamps sent exactly as the pacing does.

@@ -84,7 +84,9 @@ pub enum Role {
     /// RTSP requests and interleaved data (the usual).
     Rtsp,
     /// The server→client half of an RTSP-over-HTTP tunnel: replies and
-    /// interleaved data go down it; its own input after the GET is ignored.
+    /// interleaved data go down it. Of its own input after the GET, only
+    /// `$` frames are read, as interleaved RTCP: live555's `RTSPClient`
+    /// (openRTSP, VLC) sends its receiver reports there, not in the POST.
     TunnelGet {
         /// The `x-sessioncookie` pairing it with its POSTs.
         cookie: Cookie,

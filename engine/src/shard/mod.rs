@@ -812,8 +812,8 @@ impl Shard {
                 },
                 conn::Role::TunnelPost { body, .. } => bad_body = body.push(data).is_err(),
                 conn::Role::HandingOff { body, .. } => body.extend_from_slice(data),
-                // The server→client half of a tunnel has nothing more to say.
-                conn::Role::TunnelGet { .. } => {}
+                // The server→client half of a tunnel: interleaved RTCP.
+                conn::Role::TunnelGet { .. } => c.framer.push(data),
             }
             self.driver.recycle(bid);
         }

@@ -20,7 +20,8 @@ use crate::session::ConnId;
 impl Shard {
     /// Handles every complete unit of input buffered on connection `id`
     /// (an RTSP connection, or the POST half of a tunnel, whose requests are
-    /// answered on its GET half).
+    /// answered on its GET half, or the GET half, whose `$` frames are the
+    /// client's RTCP).
     pub(super) fn process_input(&mut self, id: ConnId, now: u64) {
         loop {
             let Some(c) = self.conns.get_mut(id) else {
@@ -50,7 +51,27 @@ impl Shard {
             let (frame, reply_conn) = match &mut c.role {
                 Role::Rtsp => (c.framer.next_frame(), id),
                 Role::TunnelPost { body, get } => (body.next_frame(), *get),
-                Role::TunnelGet { .. } | Role::HandingOff { .. } => return,
+                Role::TunnelGet { .. } => {
+                    match c.framer.next_frame() {
+                        None => return,
+                        Some(Frame::Data { payload, .. }) => {
+                            if rtcp::looks_like_rtcp(&payload) {
+                                let ok = self.endpoint.on_rtcp(&payload, now);
+                                self.stats.count_rtcp(ok);
+                            }
+                        }
+                        // Requests and responses belong in the POST.
+                        Some(Frame::Request(_) | Frame::Response) => {}
+                        // Anything else: dropped, and the framing starts
+                        // over with the next input.
+                        Some(_) => {
+                            c.framer = Default::default();
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                Role::HandingOff { .. } => return,
             };
             let Some(frame) = frame else {
                 return;

@@ -82,6 +82,11 @@ impl Shard {
                 c.role = Role::TunnelGet {
                     cookie: cookie.clone(),
                 };
+                // A fresh framer for what the client sends on the GET
+                // connection after its head: interleaved RTCP (live555).
+                let rest = c.framer.take_buffered();
+                c.framer = Default::default();
+                c.framer.push(&rest);
                 self.write_to_conn(id, tunnel::get_response(), false);
                 let home = self.home_of(&cookie);
                 let at = (self.index, id);
