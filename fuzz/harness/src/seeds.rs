@@ -139,18 +139,26 @@ fn after(read: &[u8]) -> u8 {
 /// [`NONCE`] and [`RESPONSE`]; the reads are the client's header blocks
 /// (with any `$` frames before them), 2 s after a PLAY, 20 ms after others.
 pub fn from_capture(client: &[u8], server: &[u8]) -> Vec<u8> {
-    let mut text = client.to_vec();
-    for id in session_ids(server) {
-        text = replace(&text, id.as_bytes(), SESSION.as_bytes());
+    if client.starts_with(b"POST ") {
+        // A tunnel POST: the placeholders go into its base64 body.
+        let head_len = client
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(client.len(), |i| i + 4);
+        let (head, body) = client.split_at(head_len);
+        let mut rtsp = Vec::new();
+        if cadence_engine::tunnel::Base64Decoder::new()
+            .push(body, &mut rtsp)
+            .is_ok()
+        {
+            let rtsp = placeholders_in(&rtsp, server);
+            let mut out = vec![0u8];
+            out.extend_from_slice(head);
+            out.extend_from_slice(base64_encode(&rtsp).as_bytes());
+            return out;
+        }
     }
-    for param in ["nonce=\"", "response=\""] {
-        let placeholder = if param.starts_with('n') {
-            NONCE
-        } else {
-            RESPONSE
-        };
-        text = replace_quoted(&text, param.as_bytes(), placeholder.as_bytes());
-    }
+    let text = placeholders_in(client, server);
     let mut reads: Vec<(&[u8], u8)> = Vec::new();
     let mut rest = &text[..];
     while !rest.is_empty() {
@@ -163,6 +171,24 @@ pub fn from_capture(client: &[u8], server: &[u8]) -> Vec<u8> {
         rest = tail;
     }
     session_input(&reads)
+}
+
+/// `client` with the session IDs of `server` and the Digest nonces and
+/// responses replaced by placeholders.
+fn placeholders_in(client: &[u8], server: &[u8]) -> Vec<u8> {
+    let mut text = client.to_vec();
+    for id in session_ids(server) {
+        text = replace(&text, id.as_bytes(), SESSION.as_bytes());
+    }
+    for param in ["nonce=\"", "response=\""] {
+        let placeholder = if param.starts_with('n') {
+            NONCE
+        } else {
+            RESPONSE
+        };
+        text = replace_quoted(&text, param.as_bytes(), placeholder.as_bytes());
+    }
+    text
 }
 
 /// Session IDs in `Session:` headers of `server`'s responses.
@@ -203,7 +229,8 @@ fn replace_quoted(haystack: &[u8], param: &[u8], to: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(haystack.len());
     let mut i = 0;
     while i < haystack.len() {
-        if haystack[i..].starts_with(param) {
+        let boundary = i == 0 || !haystack[i - 1].is_ascii_alphanumeric();
+        if boundary && haystack[i..].starts_with(param) {
             out.extend_from_slice(param);
             i += param.len();
             let end = haystack[i..]

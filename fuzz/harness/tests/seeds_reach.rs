@@ -85,3 +85,28 @@ fn media_seeds_compile_within_the_fuzzing_budget() {
         Some(2)
     );
 }
+
+/// The recorded connections of `scripts/fuzz-capture` (committed under
+/// fuzz/seeds/rtsp_session) replay with every request accepted, apart from
+/// the first answers of a Digest exchange (401 until the client has the
+/// challenge).
+#[test]
+fn captured_sessions_play() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds/rtsp_session");
+    let mut n = 0;
+    for f in std::fs::read_dir(&dir).expect("fuzz/seeds/rtsp_session") {
+        let path = f.expect("entry").path();
+        let data = std::fs::read(&path).expect("read");
+        if data.windows(4).any(|w| w == b"GET ") {
+            // The GET half of a tunnel carries no request.
+            continue;
+        }
+        let statuses = rtsp_session_statuses(&data);
+        let name = path.display();
+        let accepted: Vec<u16> = statuses.iter().copied().skip_while(|&s| s == 401).collect();
+        assert!(!accepted.is_empty(), "{name}: {statuses:?}");
+        assert!(accepted.iter().all(|&s| s == 200), "{name}: {statuses:?}");
+        n += 1;
+    }
+    assert!(n >= 6, "only {n} recorded sessions in {}", dir.display());
+}
