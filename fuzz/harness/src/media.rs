@@ -6,6 +6,8 @@ use cadence_hinting::cache::{self, CacheKey};
 use cadence_hinting::mp4::Movie;
 use cadence_hinting::packetize::plain::schedule_plain_with;
 use cadence_hinting::packetize::plan::{plan_movie_with, PlanOptions};
+use cadence_hinting::writer::write_hinted;
+use cadence_hinting::FileSchedule;
 
 use crate::budget::fuzz_budget;
 use crate::check::check_tracks;
@@ -42,7 +44,8 @@ pub fn hint_compile_tracks(data: &[u8]) -> Option<usize> {
 /// `[MTU selector][an un-hinted MP4/MOV/3GP file]`: the packet plan
 /// (`plan_movie_with`) and the in-memory schedule (`schedule_plain_with`,
 /// which runs the H.264, H.265, AAC and MPEG-4 Visual packetizers) with MTU
-/// [`MTUS`]`[selector % 8]`, checked and served.
+/// [`MTUS`]`[selector % 8]`, checked, compared with what the compiler makes
+/// of the same file hinted by `cadence-hint` ([`write_hinted`]), and served.
 pub fn plain_schedule(data: &[u8]) {
     let _ = plain_schedule_tracks(data);
 }
@@ -54,15 +57,83 @@ pub fn plain_schedule_tracks(data: &[u8]) -> Option<usize> {
     let mtu = MTUS[usize::from(input.u8() % 8)];
     let file = input.rest();
     let budget = fuzz_budget();
+    let mut hinted = None;
     if let Ok(movie) = Movie::parse_with(file, &budget) {
-        let _ = plan_movie_with(file, &movie, &PlanOptions { mtu, tracks: None }, &budget);
+        let options = PlanOptions { mtu, tracks: None };
+        if let Ok(plan) = plan_movie_with(file, &movie, &options, &budget) {
+            let mut out = Vec::new();
+            if write_hinted(file, &movie, &plan, &mut out).is_ok() {
+                hinted = Some(out);
+            }
+        }
     }
     let map = anon_map(file).ok()?;
     let schedule = schedule_plain_with(map, mtu, &budget).ok()?;
     check_tracks(file.len(), &schedule.tracks);
+    if let Some(out) = hinted {
+        same_as_hinted(&schedule, &out);
+    }
     let n = schedule.tracks.len();
     serve(schedule);
     Some(n)
+}
+
+/// Panics unless `hinted` (the file `cadence-hint` writes: the plain file
+/// with hint tracks added) compiles to the packets `plain` streams: same
+/// tracks, send and RTP times, flags and payload bytes, as
+/// [`schedule_plain_with`] documents. Files the writer's output cannot
+/// compile within the budget are skipped.
+fn same_as_hinted(plain: &FileSchedule, hinted: &[u8]) {
+    let Ok(map) = anon_map(hinted) else {
+        return;
+    };
+    let Ok(compiled) = cadence_hinting::compile_with(map, &fuzz_budget()) else {
+        return;
+    };
+    assert_eq!(
+        plain.tracks.len(),
+        compiled.tracks.len(),
+        "plain and hinted schedules have different track counts"
+    );
+    for (a, b) in plain.tracks.iter().zip(&compiled.tracks) {
+        assert_eq!(a.track_id, b.track_id, "track IDs differ");
+        assert_eq!(
+            a.packets.len(),
+            b.packets.len(),
+            "track {}: packet counts differ",
+            a.track_id
+        );
+        for (i, (p, q)) in a.packets.iter().zip(&b.packets).enumerate() {
+            let what = format!("track {} packet {i}", a.track_id);
+            assert_eq!(
+                (
+                    p.send_time_us,
+                    p.rtp_time,
+                    p.payload_type,
+                    p.flags,
+                    p.payload_len
+                ),
+                (
+                    q.send_time_us,
+                    q.rtp_time,
+                    q.payload_type,
+                    q.flags,
+                    q.payload_len
+                ),
+                "{what}: plain and hinted differ"
+            );
+            let bytes = |f: &FileSchedule, t: &cadence_hinting::TrackSchedule, p| -> Vec<u8> {
+                t.segments_of(p)
+                    .iter()
+                    .flat_map(|s| f.segment_bytes(t, s).unwrap_or_default().to_vec())
+                    .collect()
+            };
+            assert!(
+                bytes(plain, a, p) == bytes(&compiled, b, q),
+                "{what}: payload bytes differ"
+            );
+        }
+    }
 }
 
 /// A schedule cache file (`--hint-cache`), read for the media file its key
