@@ -179,7 +179,8 @@ impl R<'_> {
 /// Reads a cache entry for the media file `map` with `key`, within the
 /// default [`Budget`]. `None` when the entry is for another key or format
 /// version, or is malformed, or when any segment lies outside the file or
-/// its arena, or when it exceeds the budget (then the caller rebuilds).
+/// its arena, or when a track's send times decrease, or when it exceeds the
+/// budget (then the caller rebuilds).
 pub fn read(data: &[u8], map: Arc<Mmap>, key: &CacheKey) -> Option<FileSchedule> {
     read_with(data, map, key, &Budget::default())
 }
@@ -286,8 +287,14 @@ pub fn read_with(
     })
 }
 
-/// Every packet's segments exist, fit their buffer and add up to its length.
+/// Every packet's segments exist, fit their buffer and add up to its length,
+/// and send times never decrease (the pacer and seeks rely on it, as on a
+/// compiled schedule).
 fn valid(t: &TrackSchedule, file_len: u64) -> bool {
+    let ordered = t
+        .packets
+        .windows(2)
+        .all(|w| w[0].send_time_us <= w[1].send_time_us);
     let segments_ok = t.segments.iter().all(|s| {
         let end = s.offset.checked_add(u64::from(s.len));
         match s.source {
@@ -295,7 +302,8 @@ fn valid(t: &TrackSchedule, file_len: u64) -> bool {
             SegmentSource::Arena => end.is_some_and(|e| e <= t.arena.len() as u64),
         }
     });
-    segments_ok
+    ordered
+        && segments_ok
         && t.packets.iter().all(|p| {
             let start = p.first_segment as usize;
             let count = p.segment_count as usize;

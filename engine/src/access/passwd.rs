@@ -154,33 +154,52 @@ pub fn update_users_text(
     let mut out = String::with_capacity(text.len() + line.len() + 1);
     let mut outcome = PasswdOutcome::Added;
     let mut seen_realm = false;
-    for piece in text.split_inclusive('\n') {
-        let body = piece.trim_end_matches(['\n', '\r']);
+    // Lines as the users-file parser splits them (`\n`, `\r\n` or a lone
+    // `\r`), so the line replaced is the one the server reads.
+    for (body, end) in lines_inclusive(text) {
         let is_user_line = !is_skipped(body) && seen_realm && user_of(body) == user;
         if !is_skipped(body) {
             seen_realm = true;
         }
         if !is_user_line {
-            out.push_str(piece);
+            out.push_str(body);
+            out.push_str(end);
             continue;
         }
         if outcome == PasswdOutcome::Added {
             out.push_str(&line);
-            out.push_str(&piece[body.len()..]);
-            if !piece.ends_with('\n') {
-                out.push('\n');
-            }
+            out.push_str(if end.is_empty() { "\n" } else { end });
             outcome = PasswdOutcome::Changed;
         }
     }
     if outcome == PasswdOutcome::Added {
-        if !out.is_empty() && !out.ends_with('\n') {
+        if !out.is_empty() && !out.ends_with(['\n', '\r']) {
             out.push('\n');
         }
         out.push_str(&line);
         out.push('\n');
     }
     Ok((out, outcome))
+}
+
+/// The lines of `text` with their line ends (`\n`, `\r\n`, `\r`, or ""
+/// for a last line without one), split as [`super::qtaccess::lines`] does.
+fn lines_inclusive(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (body, end, tail) = match rest.find(['\r', '\n']) {
+            Some(i) => {
+                let n = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+                (&rest[..i], &rest[i..i + n], &rest[i + n..])
+            }
+            None => (rest, "", ""),
+        };
+        rest = tail;
+        Some((body, end))
+    })
 }
 
 fn user_line(user: &str, crypt: &str, realm: &str, password: &str) -> String {
@@ -262,6 +281,26 @@ pub fn set_password(
 mod tests {
     use super::*;
     use crate::access::users::parse_users;
+
+    /// Found by fuzzing (fuzz/regressions/access_files): in a file with
+    /// carriage-return line ends, the user's line was not found, a second
+    /// one was appended, and the server kept reading the first (the old
+    /// password).
+    #[test]
+    fn change_in_a_file_with_carriage_return_line_ends() {
+        let old = Ha1::compute("alice", "R", b"old").to_hex();
+        let text = format!("realm R\r\r\ralice:C0:{old}\rbob:C0:{old}\r");
+        let (t, o) = update_users_text(Some(&text), "alice", "new", None, "C1").expect("change");
+        assert_eq!(o, PasswdOutcome::Changed);
+        let (users, problems) = parse_users(&t).expect("parses");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(users
+            .ha1("alice")
+            .expect("alice")
+            .ct_eq(&Ha1::compute("alice", "R", b"new")));
+        assert!(users.ha1("bob").is_some());
+        assert_eq!(t.matches("alice:").count(), 1, "{t:?}");
+    }
 
     #[test]
     fn new_file_then_add_then_change() {
