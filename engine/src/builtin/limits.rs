@@ -44,7 +44,9 @@ impl LimitSettings {
             return Some(format!("max_sessions reached ({sessions} of {max})"));
         }
         let max_bps = self.max_bandwidth_bps.load(Ordering::Relaxed);
-        let bps = load.send_rate_bps();
+        // The measured rate lags new sessions and dips between key frames;
+        // the committed rate does not.
+        let bps = load.send_rate_bps().max(load.committed_bps());
         if max_bps > 0 && bps >= max_bps {
             return Some(format!(
                 "max_bandwidth_mbps reached ({:.1} of {} Mbit/s)",
@@ -125,5 +127,31 @@ impl Extension for Limits {
             SessionEvent::Closed(_) => self.load.session(false),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bandwidth_counts_the_committed_rate_before_the_measured_one() {
+        let limits = LimitSettings::default();
+        limits.set(0, 1, Vec::new());
+        let load = ServerLoad::new(2);
+        assert_eq!(limits.full(&load), None);
+        // Sessions admitted in one burst: nothing measured yet.
+        load.set_shard_committed(0, 600_000);
+        load.set_shard_committed(1, 300_000);
+        assert_eq!(limits.full(&load), None);
+        load.set_shard_committed(1, 400_000);
+        assert!(limits
+            .full(&load)
+            .is_some_and(|r| r.contains("max_bandwidth_mbps")));
+        // A measured rate above the limit counts too.
+        load.set_shard_committed(0, 0);
+        load.set_shard_committed(1, 0);
+        load.set_shard_rate(0, 1_200_000);
+        assert!(limits.full(&load).is_some());
     }
 }

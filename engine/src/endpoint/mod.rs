@@ -199,6 +199,19 @@ impl Endpoint {
         self.timers.send_rate_bps()
     }
 
+    /// Committed rate of the shard, bit/s: the sum over its sessions (set up,
+    /// playing or paused) of their file's nominal bit rate, file size × 8 ÷
+    /// duration (an upper bound of the RTP payload rate: the file also holds
+    /// its index and hint samples). Used with the measured send rate for
+    /// `max_bandwidth_mbps`, so sessions admitted in one burst count before
+    /// their packets do. O(sessions); called on the housekeeping tick.
+    pub fn committed_bps(&self) -> u64 {
+        self.controller
+            .sessions()
+            .map(|(_, s)| nominal_bps(s.file()))
+            .fold(0u64, u64::saturating_add)
+    }
+
     /// The shard's load, as extensions see it.
     pub fn load(&self) -> ShardLoad {
         ShardLoad {
@@ -571,4 +584,14 @@ pub fn request_ctx(
         unix_us,
         forwarded,
     }
+}
+
+/// Nominal bit rate of a file, bit/s: size × 8 ÷ duration (0 for a file
+/// without duration).
+fn nominal_bps(file: &cadence_hinting::FileSchedule) -> u64 {
+    if file.duration_us == 0 {
+        return 0;
+    }
+    let bits = u128::from(file.map.len() as u64) * 8 * 1_000_000;
+    u64::try_from(bits / u128::from(file.duration_us)).unwrap_or(u64::MAX)
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 pub struct ServerLoad {
     sessions: AtomicUsize,
     shard_bps: Box<[AtomicU64]>,
+    shard_committed_bps: Box<[AtomicU64]>,
     shard_connections: Box<[AtomicUsize]>,
 }
 
@@ -18,6 +19,7 @@ impl ServerLoad {
         ServerLoad {
             sessions: AtomicUsize::new(0),
             shard_bps: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            shard_committed_bps: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             shard_connections: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
         }
     }
@@ -43,6 +45,24 @@ impl ServerLoad {
         if let Some(a) = self.shard_bps.get(shard) {
             a.store(bps, Ordering::Relaxed);
         }
+    }
+
+    /// Publishes shard `shard`'s committed rate: the nominal bit rates of
+    /// its sessions' files, bit/s (see `Endpoint::committed_bps`).
+    pub fn set_shard_committed(&self, shard: usize, bps: u64) {
+        if let Some(a) = self.shard_committed_bps.get(shard) {
+            a.store(bps, Ordering::Relaxed);
+        }
+    }
+
+    /// Committed rate of every shard together, bit/s: what the sessions
+    /// admitted so far will send on average, known before the send rate
+    /// shows it and steady across a file's bursts.
+    pub fn committed_bps(&self) -> u64 {
+        self.shard_committed_bps
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Publishes shard `shard`'s open RTSP connections.

@@ -520,6 +520,8 @@ impl Shard {
                 self.load
                     .set_shard_rate(self.index, self.endpoint.send_rate_bps());
                 self.load
+                    .set_shard_committed(self.index, self.endpoint.committed_bps());
+                self.load
                     .set_shard_connections(self.index, self.conns.len());
             }
             if events.stats {
