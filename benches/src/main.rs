@@ -45,6 +45,17 @@ enum Cmd {
         /// Where looped media are kept [default: <repo>/target/bench-media].
         #[arg(long)]
         media_dir: Option<PathBuf>,
+        /// CPU list for the engine in every scenario (`taskset -c` syntax),
+        /// instead of the scenario's `[engine] cpus`: a scenario then runs
+        /// unchanged on a larger box (e.g. `--engine-cpus 0,1
+        /// --loadtool-cpus 2-5` for sweep-2shards with the load tool on CPUs
+        /// of its own). Recorded in each result's `scenario`.
+        #[arg(long)]
+        engine_cpus: Option<String>,
+        /// CPU list for the load tool (and floor receiver) in every scenario,
+        /// instead of the scenario's `[loadtool] cpus`.
+        #[arg(long)]
+        loadtool_cpus: Option<String>,
         /// Scenario files.
         scenarios: Vec<PathBuf>,
     },
@@ -139,14 +150,24 @@ fn real_main() -> Result<ExitCode> {
             engine,
             loadtool,
             media_dir,
+            engine_cpus,
+            loadtool_cpus,
             scenarios,
         } => {
             let programs = Programs::locate(engine, loadtool)?;
             let files = scenario_files(scenarios)?;
-            let loaded: Vec<Scenario> = files
+            let mut loaded: Vec<Scenario> = files
                 .iter()
                 .map(|f| Scenario::load(f))
                 .collect::<Result<_>>()?;
+            for s in &mut loaded {
+                if let Some(c) = &engine_cpus {
+                    s.engine.cpus = c.clone();
+                }
+                if let Some(c) = &loadtool_cpus {
+                    s.loadtool.cpus = c.clone();
+                }
+            }
             if loaded.is_empty() {
                 bail!("no scenarios");
             }

@@ -94,6 +94,18 @@ pub struct ServeArgs {
     /// SETUP gets 453 (0: no limit) [default: 0].
     #[arg(long)]
     pub max_bandwidth_mbps: Option<u64>,
+    /// Bounded send-ahead, ms (0..=50): a tick with less than the shard's
+    /// average work also sends packets due up to this much later, so bursts
+    /// spread into idle time; 0 sends nothing before its tick [default: 0,
+    /// off until a benchmark on a quiet host shows it wins].
+    #[arg(long)]
+    pub send_ahead_ms: Option<u64>,
+    /// Work budget of one submitting io_uring_enter, µs (0..=100000): a
+    /// tick's sends are submitted in chunks of about this much work; 0
+    /// submits the whole batch in one call [default: 0, off until a
+    /// benchmark on a quiet host shows it wins; 500 is the value to try].
+    #[arg(long)]
+    pub submit_budget_us: Option<u64>,
     /// When at a limit, answer DESCRIBE with 302 to these peers in turn
     /// (`rtsp://host:port`, repeatable).
     #[arg(long)]
@@ -188,6 +200,10 @@ pub struct FileConfig {
     pub send_slots: Option<usize>,
     /// Pacer tick in µs, 100..=1000 [default: 500].
     pub tick_us: Option<u64>,
+    /// See `--send-ahead-ms`.
+    pub send_ahead_ms: Option<u64>,
+    /// See `--submit-budget-us`.
+    pub submit_budget_us: Option<u64>,
     /// See `--request-timeout`.
     pub request_timeout: Option<u64>,
     /// See `--idle-timeout`.
@@ -364,6 +380,24 @@ impl Config {
                 "tick_us must be 100..=1000, got {tick_us}"
             )));
         }
+        let send_ahead_ms = args
+            .send_ahead_ms
+            .or(file.send_ahead_ms)
+            .unwrap_or(defaults.send_ahead_us / 1000);
+        if send_ahead_ms > 50 {
+            return Err(ConfigError::Invalid(format!(
+                "send_ahead_ms must be 0..=50, got {send_ahead_ms}"
+            )));
+        }
+        let submit_budget_us = args
+            .submit_budget_us
+            .or(file.submit_budget_us)
+            .unwrap_or(defaults.submit_budget_us);
+        if submit_budget_us > 100_000 {
+            return Err(ConfigError::Invalid(format!(
+                "submit_budget_us must be 0..=100000, got {submit_budget_us}"
+            )));
+        }
         let session_timeout_s = args
             .session_timeout
             .or(file.session_timeout)
@@ -506,6 +540,8 @@ impl Config {
                     .or(file.udp_port_base)
                     .unwrap_or(defaults.udp_port_base),
                 tick_us,
+                send_ahead_us: send_ahead_ms * 1000,
+                submit_budget_us,
                 session_timeout_s,
                 tcp_backlog_bytes: args
                     .tcp_backlog

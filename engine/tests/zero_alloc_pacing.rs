@@ -106,6 +106,9 @@ fn playing_endpoint(sessions: u32, play: impl Fn(u32) -> Vec<(&'static str, Stri
     let mut endpoint = Endpoint::new(
         EndpointConfig {
             tick_us: 1000,
+            // The shard's default send-ahead, so that its path (the wheel's
+            // take_ahead and overdue list) is covered too.
+            send_ahead_us: 2_000,
             ..EndpointConfig::default()
         },
         Arc::new(catalog),

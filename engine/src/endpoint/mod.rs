@@ -52,6 +52,8 @@ pub struct EndpointConfig {
     pub server_rtp_port: u16,
     /// Pacer tick, µs.
     pub tick_us: u64,
+    /// Bounded send-ahead, µs (see [`crate::pacer::Pacer::send_ahead_us`]).
+    pub send_ahead_us: u64,
     /// RTCP sender report interval, µs (RFC 3550 §6.2; 5 s).
     pub sr_interval_us: u64,
     /// Period of housekeeping (timeouts, reports, admission), µs.
@@ -74,6 +76,7 @@ impl Default for EndpointConfig {
             session_timeout_s: 60,
             server_rtp_port: 6970,
             tick_us: 500,
+            send_ahead_us: 0,
             sr_interval_us: 5_000_000,
             housekeeping_us: 100_000,
             overload_late_us: 100_000,
@@ -166,7 +169,7 @@ impl Endpoint {
             seed,
         );
         Endpoint {
-            pacer: Pacer::new(now_us, config.tick_us),
+            pacer: Pacer::new(now_us, config.tick_us).with_send_ahead(config.send_ahead_us),
             timers: timers::Timers::new(&config, now_us),
             config,
             controller,

@@ -77,6 +77,11 @@ pub struct Pacer {
     pub lead_us: u64,
     /// Lateness below this is not counted as late, µs.
     pub late_tolerance_us: u64,
+    /// Bounded send-ahead, µs: a tick that carried less than the average work
+    /// goes on with packets due up to this much beyond its normal horizon
+    /// (0: none).
+    pub send_ahead_us: u64,
+    load: LoadMeter,
 }
 
 impl Pacer {
@@ -92,6 +97,8 @@ impl Pacer {
             // up to one slot early; never late because of the wheel.
             lead_us: tick_us,
             late_tolerance_us: 2_000,
+            send_ahead_us: 0,
+            load: LoadMeter::default(),
         }
     }
 
@@ -128,9 +135,20 @@ impl Pacer {
         Some((now_us / tick + 1) * tick)
     }
 
+    /// Sets the bounded send-ahead, µs (0: none); see
+    /// [`Pacer::send_ahead_us`].
+    pub fn with_send_ahead(mut self, send_ahead_us: u64) -> Self {
+        self.send_ahead_us = send_ahead_us;
+        self
+    }
+
     /// Runs one tick at shard clock `now_us`: emits every packet due by
-    /// `now_us + lead_us` into `sink`, and reschedules the sessions. Sessions
-    /// that finished are listed in [`Pacer::finished`].
+    /// `now_us + lead_us` into `sink`, and reschedules the sessions. When the
+    /// tick carried less than the shard's average work and send-ahead is on,
+    /// it goes on, session by session, with those of the next wheel slots
+    /// ending within `send_ahead_us` beyond the normal horizon, until the
+    /// average is reached. Sessions that finished
+    /// are listed in [`Pacer::finished`].
     pub fn tick(
         &mut self,
         now_us: u64,
@@ -140,7 +158,43 @@ impl Pacer {
         let mut stats = TickStats::default();
         self.finished.clear();
         self.wheel.expire(now_us, &mut self.due);
-        let horizon = now_us + self.lead_us;
+        // Packets due before the next slot still on the wheel go now: their
+        // slot was taken ahead of time by an earlier light tick.
+        let horizon = (now_us + self.lead_us).max(self.wheel.next_slot_us());
+        let mut full = self.run_due(now_us, horizon, sessions, sink, &mut stats);
+        if self.send_ahead_us > 0 && !full {
+            let budget = self.load.budget(now_us);
+            let limit = now_us + self.lead_us + self.send_ahead_us;
+            while stats.packets < budget {
+                let Some((entry, slot_end)) = self.wheel.take_ahead(limit) else {
+                    break;
+                };
+                self.due.push(entry);
+                // The session sends what its slot holds (up to the slot's
+                // end, as a normal tick sends up to one slot ahead).
+                let h = horizon.max(slot_end);
+                if self.run_due(now_us, h, sessions, sink, &mut stats) {
+                    full = true;
+                    break;
+                }
+            }
+        }
+        self.load.add(now_us, stats.packets);
+        stats.sink_full = full;
+        stats
+    }
+
+    /// Emits the packets of the sessions in `self.due` up to `horizon`,
+    /// reschedules them and empties `self.due`. Returns true when the sink
+    /// filled up.
+    fn run_due(
+        &mut self,
+        now_us: u64,
+        horizon: u64,
+        sessions: &mut Slab<Session>,
+        sink: &mut impl PacketSink,
+        stats: &mut TickStats,
+    ) -> bool {
         let mut full = false;
         for i in 0..self.due.len() {
             let entry = self.due[i];
@@ -152,15 +206,7 @@ impl Pacer {
                 continue;
             }
             if !full {
-                full = !emit_session(
-                    key,
-                    s,
-                    now_us,
-                    horizon,
-                    self.late_tolerance_us,
-                    sink,
-                    &mut stats,
-                );
+                full = !emit_session(key, s, now_us, horizon, self.late_tolerance_us, sink, stats);
             }
             match s.next_due_us() {
                 // A full sink leaves due packets for the next tick.
@@ -172,8 +218,43 @@ impl Pacer {
             }
         }
         self.due.clear();
-        stats.sink_full = full;
-        stats
+        full
+    }
+}
+
+/// The shard's average sending rate, measured over windows of
+/// [`LoadMeter::WINDOW_US`], which sets the work budget of a tick for the
+/// send-ahead.
+#[derive(Debug, Default)]
+struct LoadMeter {
+    /// Packets per µs over the last complete window.
+    rate: f64,
+    window_start_us: u64,
+    window_packets: u64,
+    last_tick_us: u64,
+}
+
+impl LoadMeter {
+    /// Length of one measurement window, µs.
+    const WINDOW_US: u64 = 100_000;
+
+    /// Packets a tick at `now_us` should carry: the average rate times the
+    /// time since the last tick (0 before the first full window).
+    fn budget(&self, now_us: u64) -> u64 {
+        let elapsed = now_us.saturating_sub(self.last_tick_us);
+        (self.rate * elapsed as f64) as u64
+    }
+
+    /// Counts a tick at `now_us` that emitted `packets`.
+    fn add(&mut self, now_us: u64, packets: u64) {
+        self.last_tick_us = now_us;
+        self.window_packets += packets;
+        let span = now_us.saturating_sub(self.window_start_us);
+        if span >= Self::WINDOW_US {
+            self.rate = self.window_packets as f64 / span as f64;
+            self.window_start_us = now_us;
+            self.window_packets = 0;
+        }
     }
 }
 

@@ -61,6 +61,12 @@ pub struct ShardConfig {
     /// Pacer tick, µs (100..=1000; default 500: a tick's batch of sends then
     /// stays well inside the 2 ms lateness budget at 200k packets/s).
     pub tick_us: u64,
+    /// Bounded send-ahead, µs (see [`crate::pacer::Pacer::send_ahead_us`];
+    /// 0: none).
+    pub send_ahead_us: u64,
+    /// Work budget of one submitting io_uring_enter, µs (0: a whole tick's
+    /// batch in one call).
+    pub submit_budget_us: u64,
     /// Session timeout, seconds.
     pub session_timeout_s: u64,
     /// TCP interleaved backlog limit per connection, bytes; a client whose
@@ -99,6 +105,8 @@ impl Default for ShardConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8554)),
             udp_port_base: 6970,
             tick_us: 500,
+            send_ahead_us: 0,
+            submit_budget_us: 0,
             session_timeout_s: 60,
             tcp_backlog_bytes: 4 << 20,
             send_slots: 8192,
@@ -407,7 +415,8 @@ impl Shard {
             load,
             metrics,
         } = parts;
-        let driver = Driver::new(config.ring_entries).map_err(ShardError::Uring)?;
+        let driver =
+            Driver::new(config.ring_entries, config.submit_budget_us).map_err(ShardError::Uring)?;
         let sockets_tunnels = sockets.tunnel_listeners.len();
         let tunnel_timeout_us = config.request_timeout_us;
         let v6 = config.listen.is_ipv6();
@@ -417,6 +426,7 @@ impl Shard {
                 session_timeout_s: config.session_timeout_s,
                 server_rtp_port: sockets.rtp_port(),
                 tick_us: config.tick_us,
+                send_ahead_us: config.send_ahead_us,
                 sr_interval_us: config.sr_interval_us,
                 rate_limits: config.rate_limits,
                 allow_destination: config.allow_destination.clone(),

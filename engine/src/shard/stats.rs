@@ -30,6 +30,8 @@ pub struct ShardStats {
     pub enter_us: u64,
     /// Longest single io_uring_enter, µs.
     pub max_enter_us: u64,
+    /// Submitting (non-waiting) io_uring_enter calls and their durations.
+    pub submit: WaitStats,
     /// Ticks on which the send slots ran out.
     pub slots_full: u64,
     /// Accepts that failed (EMFILE and friends).
@@ -67,6 +69,7 @@ impl ShardStats {
         self.loops += w.enters;
         self.enter_us += w.enter_us;
         self.max_enter_us = self.max_enter_us.max(w.max_enter_us);
+        self.submit.merge(w);
         self.submit_errors += submit_errors;
     }
 
@@ -96,6 +99,12 @@ impl ShardStats {
                 loops = self.loops,
                 enter_ms = self.enter_us / 1000,
                 max_enter_us = self.max_enter_us,
+                submits = self.submit.submits,
+                submit_ms = self.submit.submit_us / 1000,
+                max_submit_us = self.submit.max_submit_us,
+                submit_p99_us = self.submit.submit_quantile_us(0.99),
+                submit_p999_us = self.submit.submit_quantile_us(0.999),
+                submits_over_500us = self.submit.submit_hist[4..].iter().sum::<u64>(),
                 slots_full = self.slots_full,
                 accept_errors = self.accept_errors,
                 malformed = self.malformed,
