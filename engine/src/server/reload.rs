@@ -132,76 +132,51 @@ impl RunningServer {
 /// `(key, running, new)`.
 fn restart_only(old: &Config, new: &Config) -> Vec<(&'static str, String, String)> {
     let mut v = Vec::new();
-    let mut check = |key, a: String, b: String| {
-        if a != b {
-            v.push((key, a, b));
-        }
-    };
-    check("cores", old.cores.to_string(), new.cores.to_string());
-    check(
-        "media",
-        old.media.display().to_string(),
-        new.media.display().to_string(),
-    );
-    check(
-        "listen",
-        old.shard.listen.to_string(),
-        new.shard.listen.to_string(),
-    );
-    check(
-        "udp_port_base",
-        old.shard.udp_port_base.to_string(),
-        new.shard.udp_port_base.to_string(),
-    );
-    check(
-        "session_timeout",
-        old.shard.session_timeout_s.to_string(),
-        new.shard.session_timeout_s.to_string(),
-    );
-    check(
-        "tcp_backlog",
-        old.shard.tcp_backlog_bytes.to_string(),
-        new.shard.tcp_backlog_bytes.to_string(),
-    );
-    check(
-        "max_connections_per_ip",
-        old.shard.max_connections_per_ip.to_string(),
-        new.shard.max_connections_per_ip.to_string(),
-    );
-    check(
-        "request_timeout",
-        format!("{} µs", old.shard.request_timeout_us),
-        format!("{} µs", new.shard.request_timeout_us),
-    );
-    check(
-        "idle_timeout",
-        format!("{} µs", old.shard.idle_timeout_us),
-        format!("{} µs", new.shard.idle_timeout_us),
-    );
-    check(
-        "allow_destination",
-        format!("{:?}", old.shard.allow_destination),
-        format!("{:?}", new.shard.allow_destination),
-    );
-    check(
-        "trusted_proxies",
-        format!("{:?}", old.shard.trusted_proxies),
-        format!("{:?}", new.shard.trusted_proxies),
-    );
-    check(
-        "http_tunnel",
-        format!("{:?}", old.shard.http_tunnel),
-        format!("{:?}", new.shard.http_tunnel),
-    );
-    check(
-        "hint_cache",
-        format!("{:?}", old.hint_cache),
-        format!("{:?}", new.hint_cache),
-    );
-    check(
-        "admin",
-        format!("{:?}", old.admin.as_ref().map(|a| a.addr)),
-        format!("{:?}", new.admin.as_ref().map(|a| a.addr)),
-    );
+    // `key => field path`: compares the field of both configurations.
+    macro_rules! check {
+        ($($key:literal => $($field:ident).+;)+) => {$(
+            let (a, b) = (format!("{:?}", old.$($field).+), format!("{:?}", new.$($field).+));
+            if a != b {
+                v.push(($key, a, b));
+            }
+        )+};
+    }
+    check! {
+        "cores" => cores;
+        "media" => media;
+        "listen" => shard.listen;
+        "udp_port_base" => shard.udp_port_base;
+        "session_timeout" => shard.session_timeout_s;
+        "tcp_backlog" => shard.tcp_backlog_bytes;
+        "max_connections_per_ip" => shard.max_connections_per_ip;
+        "request_timeout" => shard.request_timeout_us;
+        "idle_timeout" => shard.idle_timeout_us;
+        "allow_destination" => shard.allow_destination;
+        "trusted_proxies" => shard.trusted_proxies;
+        "http_tunnel" => shard.http_tunnel;
+        "hint_cache" => hint_cache;
+    }
+    let admin = |c: &Config| format!("{:?}", c.admin.as_ref().map(|a| a.addr));
+    if admin(old) != admin(new) {
+        v.push(("admin", admin(old), admin(new)));
+    }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_only_names_each_changed_setting() {
+        let old = Config::defaults(2);
+        assert!(restart_only(&old, &old.clone()).is_empty());
+        let mut new = old.clone();
+        new.cores = 1;
+        new.shard.listen = "127.0.0.1:9554".parse().expect("addr");
+        new.shard.request_timeout_us += 1;
+        new.limits.max_sessions = 5; // live: not reported
+        let keys: Vec<&str> = restart_only(&old, &new).iter().map(|c| c.0).collect();
+        assert_eq!(keys, ["cores", "listen", "request_timeout"]);
+    }
 }
