@@ -14,17 +14,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::media;
-use common::server::Server;
+use common::server::{free_port, Server};
 use common::tools::{ffmpeg_decode, gst_pull, source_frames, Lower};
 
 const SECS: f64 = 6.0;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
 
 fn server(extra: &[&str]) -> Server {
     let mut args = vec!["--cores", "2", "--request-timeout", "2"];

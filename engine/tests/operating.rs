@@ -16,18 +16,11 @@ use common::http::http;
 use common::media;
 use common::player::Player;
 use common::rtsp::RtspConn;
-use common::server::{Server, TempDir};
+use common::server::{free_port, Server, TempDir};
 use common::tools::{ffmpeg_decode, with_stdin, Lower};
 use rtsp_types::Method;
 
 const FIELDS: &str = "#Fields: c-ip date time c-dns cs-uri-stem c-starttime x-duration c-rate c-status c-playerid c-playerversion c-playerlanguage cs(User-Agent) c-os c-osversion c-cpu filelength filesize avgbandwidth protocol transport audiocodec videocodec sc-bytes cs-bytes c-bytes s-pkts-sent c-pkts-received c-pkts-lost-client c-buffercount c-totalbuffertime c-quality s-ip s-dns s-totalclients s-cpu-util cs-uri-query c-username sc(Realm)";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
 
 fn bearer() -> (&'static str, String) {
     ("Authorization", "Bearer s3cret-token".to_string())

@@ -13,14 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::http::http;
 use common::media;
-use common::server::{Server, TempDir};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
+use common::server::{free_port, Server, TempDir};
 
 /// Sends `bytes` then reads until `needle` or EOF (5 s); what was read, and
 /// whether the server closed the connection.

@@ -19,18 +19,11 @@ use common::http::http;
 use common::media;
 use common::player::Player;
 use common::rtsp::RtspConn;
-use common::server::{Server, TempDir};
+use common::server::{free_port, Server, TempDir};
 use common::tools::{ffmpeg_decode, Lower};
 use rtsp_types::Method;
 
 const TOKEN: &str = "memory-test-token";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
 
 fn bearer() -> (&'static str, String) {
     ("Authorization", format!("Bearer {TOKEN}"))

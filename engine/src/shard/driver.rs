@@ -172,6 +172,11 @@ impl SubmitChunker {
         }
     }
 
+    /// Whether calls are bounded (a budget is set).
+    pub fn bounded(&self) -> bool {
+        self.budget_us > 0
+    }
+
     /// Entries per submitting call (at least 8), `usize::MAX` when unbounded.
     pub fn chunk(&self) -> usize {
         if self.budget_us == 0 {
@@ -350,12 +355,15 @@ impl Driver {
         self.cqes = v;
     }
 
-    /// Submits everything queued (in one timed, non-waiting call, so that
-    /// the submit statistics see the sends apart from the sleep), then waits
-    /// up to `wait_us` for a completion. Timeouts and interruptions are not
-    /// errors.
+    /// Submits everything queued and waits up to `wait_us` for a completion.
+    /// With a submit budget, the queued sends first go in one timed,
+    /// non-waiting call, so that the submit statistics see them apart from
+    /// the sleep; without one, a single call submits and waits, as it costs
+    /// one system call less per loop turn. Timeouts and interruptions are
+    /// not errors.
     pub fn submit_and_wait(&mut self, wait_us: u64) -> std::io::Result<()> {
-        if !self.ring.submission().is_empty()
+        if self.chunker.bounded()
+            && !self.ring.submission().is_empty()
             && !timed_submit(&mut self.ring, &mut self.wait, &mut self.chunker)
         {
             self.submit_errors += 1;

@@ -362,6 +362,9 @@ pub struct Shard {
     accept_paused_until: Option<u64>,
     accept_log: LogLimiter,
     refused_log: LogLimiter,
+    /// Internal faults (io_uring_enter errors, the compile thread gone):
+    /// they can repeat every loop turn, so a few lines per 10 s.
+    fault_log: LogLimiter,
     next_sweep_us: u64,
     expired: Vec<(ConnId, conns::Expiry)>,
     stopping: bool,
@@ -457,6 +460,7 @@ impl Shard {
             accept_paused_until: None,
             accept_log: LogLimiter::new(1, 10_000_000),
             refused_log: LogLimiter::new(1, 10_000_000),
+            fault_log: LogLimiter::new(3, 10_000_000),
             next_sweep_us: 0,
             expired: Vec::new(),
             stopping: false,
@@ -577,7 +581,10 @@ impl Shard {
                 deadline.saturating_sub(after).min(MAX_WAIT_US)
             };
             if let Err(e) = self.driver.submit_and_wait(wait) {
-                tracing::error!(shard = self.index, error = %e, "io_uring_enter failed");
+                let now = self.now();
+                if let Some(suppressed) = self.fault_log.allow(now) {
+                    tracing::error!(shard = self.index, error = %e, suppressed, "io_uring_enter failed");
+                }
                 std::thread::sleep(Duration::from_millis(1));
             }
         }

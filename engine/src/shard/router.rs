@@ -204,7 +204,10 @@ impl Shard {
                 shard: self.index,
             };
             if self.compiler.send(job).is_err() {
-                tracing::error!(shard = self.index, "compile thread is gone");
+                let now = self.now();
+                if let Some(suppressed) = self.fault_log.allow(now) {
+                    tracing::error!(shard = self.index, suppressed, "compile thread is gone");
+                }
             }
             self.compiling.push(path.clone());
         }

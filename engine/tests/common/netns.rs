@@ -128,6 +128,17 @@ impl Netns {
         &self.name
     }
 
+    /// Creates the namespace afresh (removing a stale one of the same name) with its
+    /// loopback up.
+    fn create(&self) {
+        let _ = ip()
+            .args(["netns", "del", self.name()])
+            .stderr(Stdio::null())
+            .status();
+        run(ip().args(["netns", "add", self.name()]));
+        self.ip(&["link", "set", "lo", "up"]);
+    }
+
     /// `ip netns exec <name> <program>`: a command that runs inside the namespace (a bare
     /// program name is resolved with [`find_program`]).
     pub fn command(&self, program: impl AsRef<Path>) -> Command {
@@ -304,12 +315,7 @@ impl Topology {
         };
         // From here on, Drop cleans up whatever part was made.
         for n in topo.all() {
-            let _ = ip()
-                .args(["netns", "del", n.name()])
-                .stderr(Stdio::null())
-                .status();
-            run(ip().args(["netns", "add", n.name()]));
-            n.ip(&["link", "set", "lo", "up"]);
+            n.create();
         }
         topo.link(&topo.client, "fe", CLIENT, "cl", FRONT);
         for i in 0..2 {
@@ -447,12 +453,7 @@ impl Star {
             clients: (0..n).map(|i| ns(format!("c{i}"))).collect(),
         };
         for n in star.all() {
-            let _ = ip()
-                .args(["netns", "del", n.name()])
-                .stderr(Stdio::null())
-                .status();
-            run(ip().args(["netns", "add", n.name()]));
-            n.ip(&["link", "set", "lo", "up"]);
+            n.create();
         }
         for (i, c) in star.clients.iter().enumerate() {
             let server_if = format!("c{i}");

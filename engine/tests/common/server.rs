@@ -209,7 +209,7 @@ impl Drop for Server {
 }
 
 /// A loopback TCP port that was free a moment ago.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
     l.local_addr().expect("local addr").port()
 }
