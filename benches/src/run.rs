@@ -519,6 +519,9 @@ impl Runner<'_> {
             .args(["--transport", &s.load.transport])
             .args(["--cpus", &s.loadtool.cpus])
             .args(["--max-loss", &s.pass.max_loss_pct.to_string()])
+            // The load tool samples the server's run time at both ends of
+            // the ramp (`ramp_cpu` in its report).
+            .args(["--server-pid", &pid.to_string()])
             .arg("--json")
             .arg(&json)
             .arg("--quiet")
@@ -771,6 +774,40 @@ fn metrics(
                 0.0
             },
         );
+    }
+    // The load tool samples the server at both ends of the ramp: exact
+    // where the interpolation above, between samples a second apart, mixes
+    // in the idle time before the ramp and the steady sending after it
+    // (a ramp of 0.6 s read as 67% busy when it was 90-100%).
+    if let (Some(run), Some(pct)) = (
+        report
+            .pointer("/ramp_cpu/server_run_s")
+            .and_then(|v| v.as_f64()),
+        report
+            .pointer("/ramp_cpu/server_pct")
+            .and_then(|v| v.as_f64()),
+    ) {
+        put("server_cpu_pct_ramp", pct);
+        put(
+            "server_us_per_setup",
+            if playing > 0.0 {
+                run * 1e6 / playing
+            } else {
+                0.0
+            },
+        );
+    }
+    if let Some(pct) = report
+        .pointer("/ramp_cpu/tool_pct")
+        .and_then(|v| v.as_f64())
+    {
+        put("loadtool_cpu_pct_ramp", pct);
+    }
+    if let Some(pct) = report
+        .pointer("/ramp_cpu/server_wait_pct")
+        .and_then(|v| v.as_f64())
+    {
+        put("server_runqueue_wait_pct_ramp", pct);
     }
     put(
         "setup_rate_per_s",

@@ -173,12 +173,14 @@ pub fn table(dir_name: &str, results: &[ScenarioResult]) -> String {
             ));
             if r.scenario.kind == crate::scenario::Kind::SetupRate {
                 parts.push(format!(
-                    "{:.0} sessions/s set up (setup p50 {:.1} ms, p99 {:.1} ms); engine CPU {:.0}% during the ramp, {:.1} µs per session set up (packets of already-playing sessions included)",
+                    "{:.0} sessions/s set up (setup p50 {:.1} ms, p99 {:.1} ms); engine CPU {:.0}% during the ramp, {:.1} µs per session set up (packets of already-playing sessions included), runnable but waiting for its CPU {:.0}% of the ramp; load tool CPU {:.0}% during the ramp",
                     m("setup_rate_per_s"),
                     m("setup_p50_ms"),
                     m("setup_p99_ms"),
                     m("server_cpu_pct_ramp"),
                     m("server_us_per_setup"),
+                    m("server_runqueue_wait_pct_ramp"),
+                    m("loadtool_cpu_pct_ramp"),
                 ));
             }
         }

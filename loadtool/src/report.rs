@@ -280,6 +280,28 @@ pub struct ServerCpu {
     pub cpu: Cpu,
 }
 
+/// CPU spent from the start of the run until every client had played or
+/// failed (the ramp), measured at both ends rather than interpolated, so a
+/// ramp shorter than a second is measured as precisely as a long one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RampCpu {
+    /// Wall time between the two samples, s (the ramp, plus at most the
+    /// coordinator's 2 ms polling period).
+    pub wall_s: f64,
+    /// CPU of this tool (all threads, user + system), s.
+    pub tool_cpu_s: f64,
+    /// `tool_cpu_s / wall_s`, percent (100 per fully busy CPU).
+    pub tool_pct: f64,
+    /// Run time of the server's threads (with `--server-pid`), s.
+    pub server_run_s: Option<f64>,
+    /// `server_run_s / wall_s`, percent.
+    pub server_pct: Option<f64>,
+    /// Time the server's threads were runnable but other tasks held the
+    /// CPU, / `wall_s`, percent: above a few percent the ramp was slowed by
+    /// a busy machine, not measured on an idle one.
+    pub server_wait_pct: Option<f64>,
+}
+
 /// Churn mode: settings and what happened to the sessions.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ChurnReport {
@@ -365,6 +387,9 @@ pub struct Report {
     pub cpu: ToolCpu,
     /// Server CPU (with `--server-pid`).
     pub server_cpu: Option<ServerCpu>,
+    /// CPU spent during the ramp (start of the run to the moment every
+    /// client had settled); null when the run ended before that.
+    pub ramp_cpu: Option<RampCpu>,
     /// Churn mode (`--churn`); null otherwise.
     pub churn: Option<ChurnReport>,
     /// Failure cause → clients.
@@ -409,6 +434,8 @@ pub struct RunFacts {
     pub cpu: crate::cpu::CpuTimes,
     /// Server pid and CPU over the run.
     pub server_cpu: Option<(u32, crate::cpu::CpuTimes)>,
+    /// CPU during the ramp.
+    pub ramp_cpu: Option<RampCpu>,
     /// Churn settings, in churn mode.
     pub churn: Option<crate::churn::Churn>,
 }
@@ -729,6 +756,7 @@ pub fn build(
             pid,
             cpu: cpu_of(&t, totals.packets),
         }),
+        ramp_cpu: facts.ramp_cpu,
         churn,
         failures,
         errors,

@@ -155,6 +155,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
     let kernel_before = UdpCounters::sample();
     let cpu_before = CpuTimes::this_process();
     let server_before = cfg.server_pid.and_then(CpuTimes::of_pid);
+    let ramp_before = RampSample::take(cfg.server_pid);
     let shared = Arc::new(Shared::new(workers));
     let mut handles = Vec::with_capacity(workers);
     for (id, clients) in plans.into_iter().enumerate() {
@@ -186,12 +187,20 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
     let mut last_line = t0;
     let mut settled_at: Option<(Instant, Snapshot)> = None;
     let mut stop: Option<(Instant, Snapshot)> = None;
+    let mut ramp_after: Option<RampSample> = None;
     loop {
-        std::thread::sleep(Duration::from_millis(50));
+        // Poll often during the ramp so that the CPU sample that closes it
+        // is taken within a few ms of its end.
+        std::thread::sleep(if settled_at.is_none() {
+            RAMP_POLL
+        } else {
+            Duration::from_millis(50)
+        });
         let now = Instant::now();
         let snap = Snapshot::take(&shared);
         let early_exit = handles.iter().any(|h| h.is_finished());
         if settled_at.is_none() && (snap.settled as usize >= cfg.clients || early_exit) {
+            ramp_after = Some(RampSample::take(cfg.server_pid));
             settled_at = Some((now, snap));
             shared.stop_at(now + cfg.duration);
         }
@@ -257,6 +266,15 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
         .and_then(|(pid, before)| CpuTimes::of_pid(pid).map(|after| (pid, after.since(&before))));
 
     let (settled_time, settled_snap) = settled_at.unwrap_or((end, Snapshot::default()));
+    // The ramp ends when the last client settled (exact, from the workers),
+    // not when the coordinator noticed; the coordinator's time is the
+    // fallback when the run ended before every client settled.
+    let ramp_s = shared
+        .last_settled()
+        .filter(|_| settled_snap.settled as usize >= cfg.clients)
+        .unwrap_or_else(|| settled_time.saturating_duration_since(t0))
+        .as_secs_f64();
+    let ramp_cpu = ramp_after.map(|after| after.since(&ramp_before));
     let (stop_time, stop_snap) = stop.unwrap_or((end, Snapshot::take(&shared)));
     let facts = RunFacts {
         urls: cfg.urls.clone(),
@@ -276,7 +294,8 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
         duration_s: stop_time
             .saturating_duration_since(settled_time)
             .as_secs_f64(),
-        ramp_s: settled_time.saturating_duration_since(t0).as_secs_f64(),
+        ramp_s,
+        ramp_cpu,
         wall_s: end.saturating_duration_since(t0).as_secs_f64(),
         interrupted: shared.interrupted.load(Ordering::Relaxed),
         window_packets: stop_snap.packets.saturating_sub(settled_snap.packets),
@@ -287,4 +306,47 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
         churn: cfg.churn,
     };
     Ok(build(facts, results, cfg.max_loss_pct))
+}
+
+/// Coordinator polling period until every client settled, so the ramp's
+/// closing CPU sample is at most this late.
+const RAMP_POLL: Duration = Duration::from_millis(2);
+
+/// CPU counters at one instant, to measure the ramp.
+#[derive(Debug, Clone, Copy)]
+struct RampSample {
+    at: Instant,
+    tool: CpuTimes,
+    server: Option<crate::cpu::SchedTimes>,
+}
+
+impl RampSample {
+    fn take(server_pid: Option<u32>) -> Self {
+        Self {
+            at: Instant::now(),
+            tool: CpuTimes::this_process(),
+            server: server_pid.and_then(crate::cpu::sched_times_of_pid),
+        }
+    }
+
+    /// What was spent from `before` to `self`.
+    fn since(&self, before: &Self) -> crate::report::RampCpu {
+        let wall = self.at.saturating_duration_since(before.at).as_secs_f64();
+        let pct = |cpu: f64| if wall > 0.0 { cpu / wall * 100.0 } else { 0.0 };
+        let tool = self.tool.since(&before.tool).total().as_secs_f64();
+        let server = self.server.zip(before.server).map(|(a, b)| {
+            (
+                a.run.saturating_sub(b.run).as_secs_f64(),
+                a.wait.saturating_sub(b.wait).as_secs_f64(),
+            )
+        });
+        crate::report::RampCpu {
+            wall_s: wall,
+            tool_cpu_s: tool,
+            tool_pct: pct(tool),
+            server_run_s: server.map(|s| s.0),
+            server_pct: server.map(|s| pct(s.0)),
+            server_wait_pct: server.map(|s| pct(s.1)),
+        }
+    }
 }

@@ -37,6 +37,10 @@ pub struct Gauges {
     pub started: AtomicU64,
     /// Churn mode: sessions that reached the end of their lifetime.
     pub ended: AtomicU64,
+    /// When the last first session (generation 0) of this worker played or
+    /// failed, ns after [`Shared::t0`] (0: none yet). The ramp ends at the
+    /// highest of these, exactly, whatever the coordinator's polling period.
+    pub last_settled_ns: AtomicU64,
     /// Lateness recorded since the progress line last took it.
     pub lateness: Mutex<Histogram<u64>>,
 }
@@ -53,6 +57,7 @@ impl Default for Gauges {
             settled: AtomicU64::new(0),
             started: AtomicU64::new(0),
             ended: AtomicU64::new(0),
+            last_settled_ns: AtomicU64::new(0),
             lateness: Mutex::new(lateness_histogram()),
         }
     }
@@ -89,6 +94,27 @@ impl Shared {
             .as_nanos()
             .min(u128::from(u64::MAX - 1)) as u64;
         self.stop_at_ns.fetch_min(ns, Ordering::SeqCst);
+    }
+
+    /// Records that a worker's session settled now (see
+    /// [`Gauges::last_settled_ns`]).
+    pub fn note_settled(&self, worker: usize) {
+        let ns = self.t0.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        if let Some(g) = self.gauges.get(worker) {
+            g.last_settled_ns.fetch_max(ns.max(1), Ordering::Relaxed);
+        }
+    }
+
+    /// When the last session settled over all workers, after `t0`; `None`
+    /// before any did.
+    pub fn last_settled(&self) -> Option<Duration> {
+        let ns = self
+            .gauges
+            .iter()
+            .map(|g| g.last_settled_ns.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        (ns > 0).then(|| Duration::from_nanos(ns))
     }
 
     /// The end of counting, once decided.

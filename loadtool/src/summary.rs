@@ -183,6 +183,21 @@ pub fn table(report: &Report) -> String {
             ),
         ));
     }
+    if let Some(c) = &r.ramp_cpu {
+        let server = match (c.server_run_s, c.server_pct, c.server_wait_pct) {
+            (Some(s), Some(p), Some(w)) => {
+                format!("; server {s:.3} s ({p:.0}%, waiting for a CPU {w:.0}%)")
+            }
+            _ => String::new(),
+        };
+        rows.push((
+            "ramp cpu",
+            format!(
+                "{:.3} s: tool {:.3} s ({:.0}%){}",
+                c.wall_s, c.tool_cpu_s, c.tool_pct, server
+            ),
+        ));
+    }
     if let Some(c) = &r.churn {
         rows.push((
             "churn",

@@ -705,6 +705,7 @@ impl Worker {
         if !s.settled && s.plan.generation == 0 {
             self.sessions[sid].settled = true;
             self.gauges().settled.fetch_add(1, Ordering::Relaxed);
+            self.shared.note_settled(self.config.id);
         }
     }
 
