@@ -302,6 +302,24 @@ pub struct RampCpu {
     pub server_wait_pct: Option<f64>,
 }
 
+/// Share of its CPUs the tool used during the ramp (`RampCpu::tool_pct`
+/// over `workers`) from which it may have set the setup rate, percent.
+pub const RAMP_TOOL_BUSY_PCT: f64 = 80.0;
+
+/// A warning when the tool's CPU during the ramp, averaged over its
+/// `workers` (one per CPU), reached [`RAMP_TOOL_BUSY_PCT`]: a setup rate
+/// measured then is partly the tool's, not only the server's. The ramp is
+/// short, so the whole-run busy share (which includes the window) hides it.
+pub fn ramp_warning(ramp: Option<&RampCpu>, workers: usize) -> Option<String> {
+    let r = ramp?;
+    let per_cpu = r.tool_pct / workers.max(1) as f64;
+    (per_cpu >= RAMP_TOOL_BUSY_PCT).then(|| {
+        format!(
+            "the tool was busy {per_cpu:.0}% of its CPUs during the ramp: it may have set the setup rate"
+        )
+    })
+}
+
 /// Churn mode: settings and what happened to the sessions.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ChurnReport {
@@ -691,6 +709,9 @@ pub fn build(
             ));
         }
     }
+    if let Some(w) = ramp_warning(facts.ramp_cpu.as_ref(), settings.workers) {
+        warnings.push(w);
+    }
     if socket_drops > 0 {
         warnings.push(format!(
             "{socket_drops} datagrams were dropped at the tool's own sockets (its receive buffers were full)"
@@ -767,5 +788,34 @@ pub fn build(
         warnings,
         packets,
         sessions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(tool_pct: f64) -> RampCpu {
+        RampCpu {
+            wall_s: 0.6,
+            tool_cpu_s: 0.6 * tool_pct / 100.0,
+            tool_pct,
+            server_run_s: None,
+            server_pct: None,
+            server_wait_pct: None,
+        }
+    }
+
+    #[test]
+    fn ramp_warning_is_per_cpu_of_the_tool() {
+        assert!(ramp_warning(None, 1).is_none());
+        assert!(ramp_warning(Some(&ramp(79.0)), 1).is_none());
+        let w = ramp_warning(Some(&ramp(92.0)), 1).unwrap();
+        assert!(w.contains("92%"), "{w}");
+        // 150% over two workers is 75% of each: no warning.
+        assert!(ramp_warning(Some(&ramp(150.0)), 2).is_none());
+        assert!(ramp_warning(Some(&ramp(170.0)), 2).is_some());
+        // Zero workers does not divide by zero.
+        assert!(ramp_warning(Some(&ramp(90.0)), 0).is_some());
     }
 }
