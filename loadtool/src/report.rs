@@ -367,6 +367,9 @@ pub struct Report {
     pub server_cpu: Option<ServerCpu>,
     /// Churn mode (`--churn`); null otherwise.
     pub churn: Option<ChurnReport>,
+    /// The window opened and closed by SIGUSR1 (see `crate::mark`); null
+    /// when no SIGUSR1 arrived.
+    pub marked: Option<crate::mark::MarkedReport>,
     /// Failure cause → clients.
     pub failures: BTreeMap<String, u64>,
     /// Errors that stopped workers (sockets could not be created, …).
@@ -411,6 +414,8 @@ pub struct RunFacts {
     pub server_cpu: Option<(u32, crate::cpu::CpuTimes)>,
     /// Churn settings, in churn mode.
     pub churn: Option<crate::churn::Churn>,
+    /// The SIGUSR1 window, when one was opened.
+    pub marked: Option<crate::mark::MarkedReport>,
 }
 
 fn ms_histogram() -> Histogram<u64> {
@@ -730,6 +735,7 @@ pub fn build(
             cpu: cpu_of(&t, totals.packets),
         }),
         churn,
+        marked: facts.marked,
         failures,
         errors,
         verdict: Verdict {
