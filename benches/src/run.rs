@@ -19,7 +19,9 @@ use crate::procstat::{self, Sample, Sampler};
 use crate::results::{
     Floor, FloorMethod, Metrics, RunResult, ScenarioResult, TargetResult, Window, SCHEMA,
 };
-use crate::scenario::{Kind, NetworkMode, Scenario};
+use crate::scenario::{n_floor, Kind, NetworkMode, Scenario};
+
+mod flash;
 
 /// Settings of a `cadence-bench run`.
 #[derive(Debug, Clone)]
@@ -149,13 +151,7 @@ pub fn run_scenario(opts: &RunOptions, original: &Scenario) -> Result<ScenarioRe
     }
 
     // Media long enough for the longest run.
-    let max_clients = scenario.counts().into_iter().max().unwrap_or(1);
-    let ramp_s = if scenario.load.ramp > 0.0 {
-        max_clients as f64 / scenario.load.ramp
-    } else {
-        5.0
-    };
-    let min_seconds = ramp_s + scenario.load.duration_s + 30.0;
+    let min_seconds = scenario.play_seconds();
     for f in &scenario.load.files {
         result
             .media
@@ -187,6 +183,31 @@ pub fn run_scenario(opts: &RunOptions, original: &Scenario) -> Result<ScenarioRe
         )?);
     }
 
+    // Counts given as fractions of N_floor become counts now.
+    let n_floor = result
+        .floor
+        .as_ref()
+        .zip(result.media.first())
+        .and_then(|(f, m)| n_floor(f.us_per_packet, m.packets_per_s));
+    let scenario = scenario.resolve(n_floor)?;
+    // result.scenario keeps the fractions; the runs carry the counts.
+    let need = scenario.play_seconds();
+    if result.media.iter().any(|m| m.duration_s < need) {
+        result.media = scenario
+            .load
+            .files
+            .iter()
+            .map(|f| media::prepare(&p.repo, &opts.media_dir, f, need))
+            .collect::<Result<_>>()?;
+    }
+    if let Some(n) = n_floor {
+        log(format!(
+            "{}: N_floor = {n:.0} sessions; running {:?}",
+            scenario.name,
+            scenario.counts()
+        ));
+    }
+
     let runner = Runner {
         opts,
         scenario: &scenario,
@@ -206,6 +227,9 @@ pub fn run_scenario(opts: &RunOptions, original: &Scenario) -> Result<ScenarioRe
             result
                 .runs
                 .push(runner.run_once(Server::Peer, scenario.load.clients)?);
+        }
+        Kind::FlashCrowd => {
+            result.runs.extend(runner.run_flash_crowd()?);
         }
         Kind::Sweep => {
             let mut last_pass: Option<u64> = None;
@@ -502,27 +526,12 @@ impl Runner<'_> {
             .mark(pid)
             .ok_or_else(|| anyhow!("{} exited", server.name()))?;
 
-        let p = &self.opts.programs;
         let json = self
             .log_path(server, clients, "loadtool")?
             .with_extension("json");
-        let _ = std::fs::remove_file(&json);
         let lt_log = std::fs::File::create(self.log_path(server, clients, "loadtool")?)?;
-        let mut cmd = procs::pinned(
-            &p.loadtool,
-            &s.loadtool.cpus,
-            self.link.map(|l| l.info.namespace.as_str()),
-        );
-        cmd.args(["--clients", &clients.to_string()])
-            .args(["--ramp", &s.load.ramp.to_string()])
-            .args(["--duration", &s.load.duration_s.to_string()])
-            .args(["--transport", &s.load.transport])
-            .args(["--cpus", &s.loadtool.cpus])
-            .args(["--max-loss", &s.pass.max_loss_pct.to_string()])
-            .arg("--json")
-            .arg(&json)
-            .arg("--quiet")
-            .args(&urls)
+        let mut cmd = self.loadtool_command(clients, s.load.ramp, s.load.duration_s, &json, &urls);
+        cmd.arg("--quiet")
             .stdin(Stdio::null())
             .stdout(lt_log.try_clone()?)
             .stderr(lt_log);
@@ -542,14 +551,7 @@ impl Runner<'_> {
         let server_exit = guard.stop(Duration::from_secs(10));
         let samples = sampler.finish();
 
-        let mut report: serde_json::Value = match std::fs::read_to_string(&json) {
-            Ok(t) => serde_json::from_str(&t).unwrap_or(serde_json::Value::Null),
-            Err(_) => serde_json::Value::Null,
-        };
-        if let Some(o) = report.as_object_mut() {
-            o.remove("sessions");
-        }
-        // Keep the committed results small: the full report stays in logs/.
+        let report = read_report(&json);
         let ramp_s = num(&report, "/ramp_s");
         let window_s = num(&report, "/duration_s");
         let window = Window {
@@ -575,12 +577,64 @@ impl Runner<'_> {
             ..RunResult::default()
         };
         run.metrics = metrics(&report, &samples, &baseline, &window, clients);
+        let reasons = self.judge(&report, clients, &run.loadtool_exit);
+        run.passed = reasons.is_empty();
+        run.reasons = reasons;
+        run.samples = samples;
+        run.loadtool = report;
+        log(format!(
+            "  {} x{clients}: {} | loss {:.4}% | p99 {:.0} µs | server CPU {:.0}% ({:.2} µs/packet; run-queue wait {:.1}%) | RSS anon +{:.0} B/session{}",
+            server.name(),
+            if run.passed { "PASS" } else { "FAIL" },
+            metric(&run.metrics, "loss_pct"),
+            metric(&run.metrics, "p99_lateness_us"),
+            metric(&run.metrics, "server_cpu_pct"),
+            metric(&run.metrics, "server_us_per_packet"),
+            metric(&run.metrics, "server_runqueue_wait_pct"),
+            metric(&run.metrics, "rss_anon_per_session_bytes"),
+            if run.passed { String::new() } else { format!(" | {}", run.reasons.join("; ")) }
+        ));
+        // Let sockets in TIME_WAIT and the CPUs settle between runs.
+        std::thread::sleep(Duration::from_secs(1));
+        Ok(run)
+    }
+
+    /// The load tool's command line for `clients` sessions at `ramp`/s and
+    /// a window of `duration_s`, its report to `json` (removed first).
+    fn loadtool_command(
+        &self,
+        clients: u64,
+        ramp: f64,
+        duration_s: f64,
+        json: &Path,
+        urls: &[String],
+    ) -> Command {
+        let s = self.scenario;
+        let _ = std::fs::remove_file(json);
+        let mut cmd = procs::pinned(
+            &self.opts.programs.loadtool,
+            &s.loadtool.cpus,
+            self.link.map(|l| l.info.namespace.as_str()),
+        );
+        cmd.args(["--clients", &clients.to_string()])
+            .args(["--ramp", &ramp.to_string()])
+            .args(["--duration", &duration_s.to_string()])
+            .args(["--transport", &s.load.transport])
+            .args(["--cpus", &s.loadtool.cpus])
+            .args(["--max-loss", &s.pass.max_loss_pct.to_string()])
+            .arg("--json")
+            .arg(json)
+            .args(urls);
+        cmd
+    }
+
+    /// Why a load tool report fails the scenario's `[pass]` criteria
+    /// (empty: it passes).
+    fn judge(&self, report: &serde_json::Value, clients: u64, exit: &str) -> Vec<String> {
+        let s = self.scenario;
         let mut reasons = Vec::new();
         if report.is_null() {
-            reasons.push(format!(
-                "the load tool wrote no report ({})",
-                run.loadtool_exit
-            ));
+            reasons.push(format!("the load tool wrote no report ({exit})"));
         } else {
             let playing = num(&report, "/clients/playing") as u64;
             let failed = num(&report, "/clients/failed") as u64;
@@ -614,26 +668,21 @@ impl Runner<'_> {
                 }
             }
         }
-        run.passed = reasons.is_empty();
-        run.reasons = reasons;
-        run.samples = samples;
-        run.loadtool = report;
-        log(format!(
-            "  {} x{clients}: {} | loss {:.4}% | p99 {:.0} µs | server CPU {:.0}% ({:.2} µs/packet; run-queue wait {:.1}%) | RSS anon +{:.0} B/session{}",
-            server.name(),
-            if run.passed { "PASS" } else { "FAIL" },
-            metric(&run.metrics, "loss_pct"),
-            metric(&run.metrics, "p99_lateness_us"),
-            metric(&run.metrics, "server_cpu_pct"),
-            metric(&run.metrics, "server_us_per_packet"),
-            metric(&run.metrics, "server_runqueue_wait_pct"),
-            metric(&run.metrics, "rss_anon_per_session_bytes"),
-            if run.passed { String::new() } else { format!(" | {}", run.reasons.join("; ")) }
-        ));
-        // Let sockets in TIME_WAIT and the CPUs settle between runs.
-        std::thread::sleep(Duration::from_secs(1));
-        Ok(run)
+        reasons
     }
+}
+
+/// The load tool's JSON report without the per-session list (the full
+/// report stays in logs/); null when it is missing or does not parse.
+fn read_report(json: &Path) -> serde_json::Value {
+    let mut report: serde_json::Value = match std::fs::read_to_string(json) {
+        Ok(t) => serde_json::from_str(&t).unwrap_or(serde_json::Value::Null),
+        Err(_) => serde_json::Value::Null,
+    };
+    if let Some(o) = report.as_object_mut() {
+        o.remove("sessions");
+    }
+    report
 }
 
 fn num(v: &serde_json::Value, pointer: &str) -> f64 {
@@ -861,6 +910,19 @@ fn summarize(s: &Scenario, r: &ScenarioResult) -> Metrics {
                 fail.map(|x| x.clients as f64).unwrap_or(0.0),
             );
             m.insert("steps".into(), r.runs.len() as f64);
+            // CPU per packet against the floor at every load run.
+            let ratios: Vec<f64> = r
+                .runs
+                .iter()
+                .filter_map(|run| with_floor(run).get("floor_ratio").copied())
+                .collect();
+            if let Some(max) = ratios.iter().copied().reduce(f64::max) {
+                m.insert("max_floor_ratio".into(), max);
+                m.insert(
+                    "min_sessions".into(),
+                    r.runs.iter().map(|x| x.clients).min().unwrap_or(0) as f64,
+                );
+            }
             if let Some(b) = best {
                 for (k, v) in with_floor(b) {
                     if [
@@ -878,6 +940,12 @@ fn summarize(s: &Scenario, r: &ScenarioResult) -> Metrics {
                     }
                 }
             }
+        }
+        Kind::FlashCrowd => m.extend(flash::summary(r)),
+    }
+    if let (Some(f), Some(media)) = (floor, r.media.first()) {
+        if let Some(n) = n_floor(f, media.packets_per_s) {
+            m.insert("n_floor".into(), n);
         }
     }
     if let (Some(l), Some(media)) = (&r.link, r.media.first()) {
