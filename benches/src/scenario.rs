@@ -435,7 +435,9 @@ impl Scenario {
                 }
             }
             _ => match self.load.clients_floor_fraction {
-                Some(f) if !fraction_ok(f) => bail!("load.clients_floor_fraction must be in (0, 10]"),
+                Some(f) if !fraction_ok(f) => {
+                    bail!("load.clients_floor_fraction must be in (0, 10]")
+                }
                 Some(_) => {}
                 None if self.load.clients == 0 => bail!("load.clients must be at least 1"),
                 None => {}
@@ -518,14 +520,18 @@ impl Scenario {
             return Ok(s);
         }
         let Some(n) = n_floor.filter(|n| n.is_finite() && *n >= 1.0) else {
-            bail!("{}: counts are fractions of N_floor, and the floor was not measured", self.name);
+            bail!(
+                "{}: counts are fractions of N_floor, and the floor was not measured",
+                self.name
+            );
         };
         if let Some(f) = s.load.clients_floor_fraction.take() {
             s.load.clients = of_floor(f, n);
         }
         if let Some(sw) = s.sweep.as_mut() {
             if !sw.floor_fractions.is_empty() {
-                let mut counts: Vec<u64> = sw.floor_fractions.iter().map(|f| of_floor(*f, n)).collect();
+                let mut counts: Vec<u64> =
+                    sw.floor_fractions.iter().map(|f| of_floor(*f, n)).collect();
                 counts.dedup();
                 sw.counts = counts;
                 sw.floor_fractions.clear();
@@ -562,7 +568,8 @@ impl Scenario {
         let mut need = ramp_s + self.load.duration_s;
         if let (Kind::FlashCrowd, Some(fc)) = (self.kind, &self.flash_crowd) {
             let (b, c) = fc.cohorts().unwrap_or((0, 0));
-            need = b as f64 / fc.base_ramp + fc.settle_s + c as f64 / fc.crowd_ramp + fc.tail_s + 15.0;
+            need =
+                b as f64 / fc.base_ramp + fc.settle_s + c as f64 / fc.crowd_ramp + fc.tail_s + 15.0;
         }
         need + 30.0
     }
@@ -671,13 +678,23 @@ cpus = "1"
         );
         let s = parse(&text).unwrap();
         let fc = s.flash_crowd.clone().unwrap();
-        assert_eq!((fc.base_fraction, fc.crowd_fraction, fc.base_ramp), (0.4, 0.5, 2000.0));
+        assert_eq!(
+            (fc.base_fraction, fc.crowd_fraction, fc.base_ramp),
+            (0.4, 0.5, 2000.0)
+        );
         assert_eq!(fc.cohorts(), None);
         let r = s.resolve(Some(10_000.0)).unwrap();
-        assert_eq!(r.flash_crowd.as_ref().unwrap().cohorts(), Some((4_000, 5_000)));
+        assert_eq!(
+            r.flash_crowd.as_ref().unwrap().cohorts(),
+            Some((4_000, 5_000))
+        );
         assert_eq!(r.counts(), vec![9_000]);
         // 2 s base ramp + 3 s settle + 1.25 s crowd ramp + 3 s tail + 15 + 30.
-        assert!((r.play_seconds() - 54.25).abs() < 1e-9, "{}", r.play_seconds());
+        assert!(
+            (r.play_seconds() - 54.25).abs() < 1e-9,
+            "{}",
+            r.play_seconds()
+        );
         let q = s.quick();
         assert_eq!(q.flash_crowd.as_ref().unwrap().cohorts(), Some((100, 200)));
         assert_eq!(q.flash_crowd.as_ref().unwrap().tail_s, 1.0);

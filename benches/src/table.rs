@@ -187,7 +187,9 @@ pub fn table(dir_name: &str, results: &[ScenarioResult]) -> String {
             }
         }
         if let Some(n) = g("n_floor") {
-            parts.push(format!("N_floor {n:.0} sessions (1 s / (floor µs/packet × packets/s per session))"));
+            parts.push(format!(
+                "N_floor {n:.0} sessions (1 s / (floor µs/packet × packets/s per session))"
+            ));
         }
         if let Some(max) = g("max_floor_ratio") {
             parts.push(format!(

@@ -152,7 +152,13 @@ impl Mark {
         let lost = b.lost.saturating_sub(a.lost);
         let expected = b.expected.saturating_sub(a.expected);
         let h = &self.lateness;
-        let q = |x: f64| if h.is_empty() { 0 } else { h.value_at_quantile(x) };
+        let q = |x: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(x)
+            }
+        };
         Some(MarkedReport {
             start_s: self.start_s,
             end_s: self.end_s,
@@ -229,14 +235,29 @@ mod tests {
         assert_eq!((r.start_s, r.end_s, r.duration_s), (2.0, 4.5, 2.5));
         assert_eq!((r.packets, r.lost, r.expected), (2_000, 10, 2_010));
         assert!((r.loss_pct - 10.0 * 100.0 / 2_010.0).abs() < 1e-9);
-        assert_eq!((r.playing_at_start, r.playing_at_end, r.failed), (100, 150, 1));
+        assert_eq!(
+            (r.playing_at_start, r.playing_at_end, r.failed),
+            (100, 150, 1)
+        );
         // 2,000 values: 1..1000, and 4..4000 in steps of 4; the 1,000th
         // smallest is 800 (800 of the first, 200 of the second).
-        assert!(r.lateness_us.max >= 3_998 && r.lateness_us.max <= 4_002, "{r:?}");
-        assert!(r.lateness_us.p99 >= 3_900 && r.lateness_us.p99 <= 3_930, "{r:?}");
-        assert!(r.lateness_us.p50 >= 795 && r.lateness_us.p50 <= 805, "{r:?}");
+        assert!(
+            r.lateness_us.max >= 3_998 && r.lateness_us.max <= 4_002,
+            "{r:?}"
+        );
+        assert!(
+            r.lateness_us.p99 >= 3_900 && r.lateness_us.p99 <= 3_930,
+            "{r:?}"
+        );
+        assert!(
+            r.lateness_us.p50 >= 795 && r.lateness_us.p50 <= 805,
+            "{r:?}"
+        );
         // The worst second's p99 (the busy one), not the window's.
-        assert!(r.max_second_p99_us >= 3_955 && r.max_second_p99_us <= 3_965, "{r:?}");
+        assert!(
+            r.max_second_p99_us >= 3_955 && r.max_second_p99_us <= 3_965,
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::cpu::CpuTimes;
 use crate::kernel::UdpCounters;
-use crate::plan::{plan, resolve_urls, PlanError, TransportMode};
 use crate::mark::Mark;
+use crate::plan::{plan, resolve_urls, PlanError, TransportMode};
 use crate::progress::{take_lateness, Progress, Snapshot};
 use crate::report::{build, Report, RunFacts, Settings};
 use crate::shared::Shared;

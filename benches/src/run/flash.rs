@@ -98,9 +98,7 @@ impl Runner<'_> {
             procstat::parse_cpus(&s.loadtool.cpus),
         );
         std::thread::sleep(Duration::from_millis(1200));
-        let baseline = sampler
-            .mark(pid)
-            .ok_or_else(|| anyhow!("cadence exited"))?;
+        let baseline = sampler.mark(pid).ok_or_else(|| anyhow!("cadence exited"))?;
         let now_s = |sampler: &Sampler| sampler.started.elapsed().as_secs_f64();
 
         // Base cohort: its window is ended by the runner (SIGTERM) once the
@@ -128,13 +126,7 @@ impl Runner<'_> {
         let crowd_json = self
             .log_path(Server::Cadence, crowd, "loadtool-crowd")?
             .with_extension("json");
-        let cmd = self.loadtool_command(
-            crowd,
-            fc.crowd_ramp,
-            fc.tail_s + 2.0,
-            &crowd_json,
-            &urls,
-        );
+        let cmd = self.loadtool_command(crowd, fc.crowd_ramp, fc.tail_s + 2.0, &crowd_json, &urls);
         signal(base_lt.pid(), libc::SIGUSR1);
         let join_start = now_s(&sampler);
         let (crowd_lt, crowd_rx) = spawn_watched(
@@ -226,7 +218,10 @@ impl Runner<'_> {
         c.metrics.insert("cohort_base".into(), 0.0);
         let mut reasons = Vec::new();
         if crowd_report.is_null() {
-            reasons.push(format!("the crowd's load tool wrote no report ({})", c.loadtool_exit));
+            reasons.push(format!(
+                "the crowd's load tool wrote no report ({})",
+                c.loadtool_exit
+            ));
         } else {
             let playing = num(&crowd_report, "/clients/playing") as u64;
             let failed = num(&crowd_report, "/clients/failed") as u64;
@@ -300,7 +295,10 @@ fn join_metrics(
     }
     if let (Some(a), Some(b)) = (procstat::at(samples, start_s), procstat::at(samples, end_s)) {
         let dt = (b.t_s - a.t_s).max(1e-9);
-        m.insert("join_server_cpu_pct".into(), (b.run_s - a.run_s) / dt * 100.0);
+        m.insert(
+            "join_server_cpu_pct".into(),
+            (b.run_s - a.run_s) / dt * 100.0,
+        );
         m.insert(
             "join_loadtool_cpus_busy_pct".into(),
             (b.loadtool_cpus_busy_s - a.loadtool_cpus_busy_s) / dt * 100.0,
@@ -324,7 +322,10 @@ fn join_reasons(m: &Metrics, max_loss_pct: f64, max_p99_us: Option<u64>) -> Vec<
         ));
     }
     if g("join_failed") > 0.0 {
-        out.push(format!("{} base sessions failed during the join", g("join_failed")));
+        out.push(format!(
+            "{} base sessions failed during the join",
+            g("join_failed")
+        ));
     }
     if let Some(max) = max_p99_us {
         let worst = g("join_p99_lateness_us").max(g("join_max_second_p99_us"));
@@ -355,7 +356,13 @@ pub(super) fn summary(r: &ScenarioResult) -> Metrics {
         .find(|x| x.metrics.get("cohort_base") == Some(&0.0));
     if let Some(b) = base {
         m.insert("base_clients".into(), b.clients as f64);
-        for k in ["playing", "failed", "loss_pct", "p99_lateness_us", "p999_lateness_us"] {
+        for k in [
+            "playing",
+            "failed",
+            "loss_pct",
+            "p99_lateness_us",
+            "p999_lateness_us",
+        ] {
             if let Some(v) = b.metrics.get(k) {
                 m.insert(format!("base_{k}"), *v);
             }
@@ -365,7 +372,11 @@ pub(super) fn summary(r: &ScenarioResult) -> Metrics {
                 m.insert(format!("base_join_{rest}"), *v);
             }
         }
-        for k in ["server_us_per_packet", "server_cpu_pct", "rss_anon_per_session_bytes"] {
+        for k in [
+            "server_us_per_packet",
+            "server_cpu_pct",
+            "rss_anon_per_session_bytes",
+        ] {
             if let Some(v) = b.metrics.get(k) {
                 m.insert(k.into(), *v);
             }
@@ -377,7 +388,13 @@ pub(super) fn summary(r: &ScenarioResult) -> Metrics {
     }
     if let Some(c) = crowd {
         m.insert("crowd_clients".into(), c.clients as f64);
-        for k in ["playing", "failed", "setup_rate_per_s", "setup_p50_ms", "setup_p99_ms"] {
+        for k in [
+            "playing",
+            "failed",
+            "setup_rate_per_s",
+            "setup_p50_ms",
+            "setup_p99_ms",
+        ] {
             if let Some(v) = c.metrics.get(k) {
                 m.insert(format!("crowd_{k}"), *v);
             }
@@ -403,7 +420,9 @@ pub(super) fn summary(r: &ScenarioResult) -> Metrics {
     }
     m.insert(
         "passed".into(),
-        f64::from(u8::from(r.runs.len() == 2 && r.runs.iter().all(|x| x.passed))),
+        f64::from(u8::from(
+            r.runs.len() == 2 && r.runs.iter().all(|x| x.passed),
+        )),
     );
     m
 }
