@@ -234,18 +234,25 @@ pub fn run_scenario(opts: &RunOptions, original: &Scenario) -> Result<ScenarioRe
         Kind::Sweep => {
             let mut last_pass: Option<u64> = None;
             let mut first_fail: Option<u64> = None;
+            let run_all = scenario.sweep.as_ref().is_some_and(|s| s.run_all);
             for c in scenario.counts() {
                 let r = runner.run_once(Server::Cadence, c)?;
                 let passed = r.passed;
                 result.runs.push(r);
-                if passed {
+                if passed && first_fail.is_none() {
                     last_pass = Some(c);
-                } else {
+                } else if !passed && first_fail.is_none() {
                     first_fail = Some(c);
+                }
+                if first_fail.is_some() && !run_all {
                     break;
                 }
             }
-            let refine = scenario.sweep.as_ref().map(|s| s.refine).unwrap_or(0);
+            let refine = if run_all {
+                0
+            } else {
+                scenario.sweep.as_ref().map(|s| s.refine).unwrap_or(0)
+            };
             if let (Some(mut hi), false) = (first_fail, opts.quick) {
                 let mut lo = last_pass.unwrap_or(0);
                 for _ in 0..refine {
@@ -271,7 +278,17 @@ pub fn run_scenario(opts: &RunOptions, original: &Scenario) -> Result<ScenarioRe
     }
     drop(link);
 
+    // N_floor as the counts were computed from it (the media may have been
+    // looped again since, changing packets/s slightly).
+    if let Some(n) = n_floor {
+        for run in &mut result.runs {
+            run.metrics.insert("n_floor".into(), n);
+        }
+    }
     result.summary = summarize(&scenario, &result);
+    if let Some(n) = n_floor {
+        result.summary.insert("n_floor".into(), n);
+    }
     result.targets = evaluate_targets(&scenario, &result.summary);
     result.notes = notes(&scenario, &result);
     result.wall_s = started.elapsed().as_secs_f64();
@@ -636,8 +653,8 @@ impl Runner<'_> {
         if report.is_null() {
             reasons.push(format!("the load tool wrote no report ({exit})"));
         } else {
-            let playing = num(&report, "/clients/playing") as u64;
-            let failed = num(&report, "/clients/failed") as u64;
+            let playing = num(report, "/clients/playing") as u64;
+            let failed = num(report, "/clients/failed") as u64;
             if playing < clients {
                 reasons.push(format!("{playing} of {clients} clients played"));
             }
@@ -648,16 +665,16 @@ impl Runner<'_> {
                     .unwrap_or_default();
                 reasons.push(format!("{failed} clients failed: {causes}"));
             }
-            let loss = num(&report, "/packets/loss_pct");
+            let loss = num(report, "/packets/loss_pct");
             if loss > s.pass.max_loss_pct {
                 reasons.push(format!(
                     "loss {loss:.4}% > {}% ({} packets)",
                     s.pass.max_loss_pct,
-                    num(&report, "/packets/lost")
+                    num(report, "/packets/lost")
                 ));
             }
             if let Some(max) = s.pass.max_p99_lateness_us {
-                let p99 = num(&report, "/lateness_us/p99");
+                let p99 = num(report, "/lateness_us/p99");
                 if p99 > max as f64 {
                     reasons.push(format!("p99 lateness {p99:.0} µs > {max} µs"));
                 }

@@ -126,6 +126,10 @@ pub struct SweepSpec {
     /// times (each halving is one more run).
     #[serde(default)]
     pub refine: u32,
+    /// Run every count even after a failure (for figures wanted at every
+    /// load, such as CPU per packet against the floor); no refinement then.
+    #[serde(default)]
+    pub run_all: bool,
 }
 
 impl SweepSpec {
