@@ -927,9 +927,15 @@ fn summarize(s: &Scenario, r: &ScenarioResult) -> Metrics {
                 fail.map(|x| x.clients as f64).unwrap_or(0.0),
             );
             m.insert("steps".into(), r.runs.len() as f64);
-            // CPU per packet against the floor at every load run.
-            let ratios: Vec<f64> = r
+            // CPU per packet against the floor at every load run where every
+            // client played (with clients refused or failed, the packets per
+            // CPU second describe another load than the step's).
+            let full: Vec<&RunResult> = r
                 .runs
+                .iter()
+                .filter(|run| run.metrics.get("playing").copied() == Some(run.clients as f64))
+                .collect();
+            let ratios: Vec<f64> = full
                 .iter()
                 .filter_map(|run| with_floor(run).get("floor_ratio").copied())
                 .collect();
@@ -937,9 +943,10 @@ fn summarize(s: &Scenario, r: &ScenarioResult) -> Metrics {
                 m.insert("max_floor_ratio".into(), max);
                 m.insert(
                     "min_sessions".into(),
-                    r.runs.iter().map(|x| x.clients).min().unwrap_or(0) as f64,
+                    full.iter().map(|x| x.clients).min().unwrap_or(0) as f64,
                 );
             }
+            m.insert("floor_ratio_steps".into(), ratios.len() as f64);
             if let Some(b) = best {
                 for (k, v) in with_floor(b) {
                     if [
