@@ -19,7 +19,9 @@ use crate::procstat::{self, Sample, Sampler};
 use crate::results::{
     Floor, FloorMethod, Metrics, RunResult, ScenarioResult, TargetResult, Window, SCHEMA,
 };
-use crate::scenario::{Kind, NetworkMode, Scenario};
+use crate::scenario::{n_floor, Kind, NetworkMode, Scenario};
+
+mod flash;
 
 /// Settings of a `cadence-bench run`.
 #[derive(Debug, Clone)]
@@ -149,13 +151,7 @@ pub fn run_scenario(opts: &RunOptions, original: &Scenario) -> Result<ScenarioRe
     }
 
     // Media long enough for the longest run.
-    let max_clients = scenario.counts().into_iter().max().unwrap_or(1);
-    let ramp_s = if scenario.load.ramp > 0.0 {
-        max_clients as f64 / scenario.load.ramp
-    } else {
-        5.0
-    };
-    let min_seconds = ramp_s + scenario.load.duration_s + 30.0;
+    let min_seconds = scenario.play_seconds();
     for f in &scenario.load.files {
         result
             .media
@@ -187,6 +183,31 @@ pub fn run_scenario(opts: &RunOptions, original: &Scenario) -> Result<ScenarioRe
         )?);
     }
 
+    // Counts given as fractions of N_floor become counts now.
+    let n_floor = result
+        .floor
+        .as_ref()
+        .zip(result.media.first())
+        .and_then(|(f, m)| n_floor(f.us_per_packet, m.packets_per_s));
+    let scenario = scenario.resolve(n_floor)?;
+    // result.scenario keeps the fractions; the runs carry the counts.
+    let need = scenario.play_seconds();
+    if result.media.iter().any(|m| m.duration_s < need) {
+        result.media = scenario
+            .load
+            .files
+            .iter()
+            .map(|f| media::prepare(&p.repo, &opts.media_dir, f, need))
+            .collect::<Result<_>>()?;
+    }
+    if let Some(n) = n_floor {
+        log(format!(
+            "{}: N_floor = {n:.0} sessions; running {:?}",
+            scenario.name,
+            scenario.counts()
+        ));
+    }
+
     let runner = Runner {
         opts,
         scenario: &scenario,
@@ -207,21 +228,31 @@ pub fn run_scenario(opts: &RunOptions, original: &Scenario) -> Result<ScenarioRe
                 .runs
                 .push(runner.run_once(Server::Peer, scenario.load.clients)?);
         }
+        Kind::FlashCrowd => {
+            result.runs.extend(runner.run_flash_crowd()?);
+        }
         Kind::Sweep => {
             let mut last_pass: Option<u64> = None;
             let mut first_fail: Option<u64> = None;
+            let run_all = scenario.sweep.as_ref().is_some_and(|s| s.run_all);
             for c in scenario.counts() {
                 let r = runner.run_once(Server::Cadence, c)?;
                 let passed = r.passed;
                 result.runs.push(r);
-                if passed {
+                if passed && first_fail.is_none() {
                     last_pass = Some(c);
-                } else {
+                } else if !passed && first_fail.is_none() {
                     first_fail = Some(c);
+                }
+                if first_fail.is_some() && !run_all {
                     break;
                 }
             }
-            let refine = scenario.sweep.as_ref().map(|s| s.refine).unwrap_or(0);
+            let refine = if run_all {
+                0
+            } else {
+                scenario.sweep.as_ref().map(|s| s.refine).unwrap_or(0)
+            };
             if let (Some(mut hi), false) = (first_fail, opts.quick) {
                 let mut lo = last_pass.unwrap_or(0);
                 for _ in 0..refine {
@@ -247,7 +278,17 @@ pub fn run_scenario(opts: &RunOptions, original: &Scenario) -> Result<ScenarioRe
     }
     drop(link);
 
+    // N_floor as the counts were computed from it (the media may have been
+    // looped again since, changing packets/s slightly).
+    if let Some(n) = n_floor {
+        for run in &mut result.runs {
+            run.metrics.insert("n_floor".into(), n);
+        }
+    }
     result.summary = summarize(&scenario, &result);
+    if let Some(n) = n_floor {
+        result.summary.insert("n_floor".into(), n);
+    }
     result.targets = evaluate_targets(&scenario, &result.summary);
     result.notes = notes(&scenario, &result);
     result.wall_s = started.elapsed().as_secs_f64();
@@ -502,30 +543,13 @@ impl Runner<'_> {
             .mark(pid)
             .ok_or_else(|| anyhow!("{} exited", server.name()))?;
 
-        let p = &self.opts.programs;
         let json = self
             .log_path(server, clients, "loadtool")?
             .with_extension("json");
-        let _ = std::fs::remove_file(&json);
         let lt_log = std::fs::File::create(self.log_path(server, clients, "loadtool")?)?;
-        let mut cmd = procs::pinned(
-            &p.loadtool,
-            &s.loadtool.cpus,
-            self.link.map(|l| l.info.namespace.as_str()),
-        );
-        cmd.args(["--clients", &clients.to_string()])
-            .args(["--ramp", &s.load.ramp.to_string()])
-            .args(["--duration", &s.load.duration_s.to_string()])
-            .args(["--transport", &s.load.transport])
-            .args(["--cpus", &s.loadtool.cpus])
-            .args(["--max-loss", &s.pass.max_loss_pct.to_string()])
-            // The load tool samples the server's run time at both ends of
-            // the ramp (`ramp_cpu` in its report).
-            .args(["--server-pid", &pid.to_string()])
-            .arg("--json")
-            .arg(&json)
-            .arg("--quiet")
-            .args(&urls)
+        let mut cmd =
+            self.loadtool_command(clients, s.load.ramp, s.load.duration_s, &json, &urls, pid);
+        cmd.arg("--quiet")
             .stdin(Stdio::null())
             .stdout(lt_log.try_clone()?)
             .stderr(lt_log);
@@ -545,14 +569,7 @@ impl Runner<'_> {
         let server_exit = guard.stop(Duration::from_secs(10));
         let samples = sampler.finish();
 
-        let mut report: serde_json::Value = match std::fs::read_to_string(&json) {
-            Ok(t) => serde_json::from_str(&t).unwrap_or(serde_json::Value::Null),
-            Err(_) => serde_json::Value::Null,
-        };
-        if let Some(o) = report.as_object_mut() {
-            o.remove("sessions");
-        }
-        // Keep the committed results small: the full report stays in logs/.
+        let report = read_report(&json);
         let ramp_s = num(&report, "/ramp_s");
         let window_s = num(&report, "/duration_s");
         let window = Window {
@@ -578,45 +595,7 @@ impl Runner<'_> {
             ..RunResult::default()
         };
         run.metrics = metrics(&report, &samples, &baseline, &window, clients);
-        let mut reasons = Vec::new();
-        if report.is_null() {
-            reasons.push(format!(
-                "the load tool wrote no report ({})",
-                run.loadtool_exit
-            ));
-        } else {
-            let playing = num(&report, "/clients/playing") as u64;
-            let failed = num(&report, "/clients/failed") as u64;
-            if playing < clients {
-                reasons.push(format!("{playing} of {clients} clients played"));
-            }
-            if failed > 0 {
-                let causes = report
-                    .get("failures")
-                    .map(|f| f.to_string())
-                    .unwrap_or_default();
-                reasons.push(format!("{failed} clients failed: {causes}"));
-            }
-            let loss = num(&report, "/packets/loss_pct");
-            if loss > s.pass.max_loss_pct {
-                reasons.push(format!(
-                    "loss {loss:.4}% > {}% ({} packets)",
-                    s.pass.max_loss_pct,
-                    num(&report, "/packets/lost")
-                ));
-            }
-            if let Some(max) = s.pass.max_p99_lateness_us {
-                let p99 = num(&report, "/lateness_us/p99");
-                if p99 > max as f64 {
-                    reasons.push(format!("p99 lateness {p99:.0} µs > {max} µs"));
-                }
-            }
-            if let Some(errs) = report.get("errors").and_then(|e| e.as_array()) {
-                if !errs.is_empty() {
-                    reasons.push(format!("load tool errors: {errs:?}"));
-                }
-            }
-        }
+        let reasons = self.judge(&report, clients, &run.loadtool_exit);
         run.passed = reasons.is_empty();
         run.reasons = reasons;
         run.samples = samples;
@@ -637,6 +616,95 @@ impl Runner<'_> {
         std::thread::sleep(Duration::from_secs(1));
         Ok(run)
     }
+
+    /// The load tool's command line for `clients` sessions at `ramp`/s and
+    /// a window of `duration_s`, its report to `json` (removed first).
+    fn loadtool_command(
+        &self,
+        clients: u64,
+        ramp: f64,
+        duration_s: f64,
+        json: &Path,
+        urls: &[String],
+        server_pid: u32,
+    ) -> Command {
+        let s = self.scenario;
+        let _ = std::fs::remove_file(json);
+        let mut cmd = procs::pinned(
+            &self.opts.programs.loadtool,
+            &s.loadtool.cpus,
+            self.link.map(|l| l.info.namespace.as_str()),
+        );
+        cmd.args(["--clients", &clients.to_string()])
+            .args(["--ramp", &ramp.to_string()])
+            .args(["--duration", &duration_s.to_string()])
+            .args(["--transport", &s.load.transport])
+            .args(["--cpus", &s.loadtool.cpus])
+            .args(["--max-loss", &s.pass.max_loss_pct.to_string()])
+            // The load tool samples the server's run time at both ends of
+            // the ramp (`ramp_cpu` in its report).
+            .args(["--server-pid", &server_pid.to_string()])
+            .arg("--json")
+            .arg(json)
+            .args(urls);
+        cmd
+    }
+
+    /// Why a load tool report fails the scenario's `[pass]` criteria
+    /// (empty: it passes).
+    fn judge(&self, report: &serde_json::Value, clients: u64, exit: &str) -> Vec<String> {
+        let s = self.scenario;
+        let mut reasons = Vec::new();
+        if report.is_null() {
+            reasons.push(format!("the load tool wrote no report ({exit})"));
+        } else {
+            let playing = num(report, "/clients/playing") as u64;
+            let failed = num(report, "/clients/failed") as u64;
+            if playing < clients {
+                reasons.push(format!("{playing} of {clients} clients played"));
+            }
+            if failed > 0 {
+                let causes = report
+                    .get("failures")
+                    .map(|f| f.to_string())
+                    .unwrap_or_default();
+                reasons.push(format!("{failed} clients failed: {causes}"));
+            }
+            let loss = num(report, "/packets/loss_pct");
+            if loss > s.pass.max_loss_pct {
+                reasons.push(format!(
+                    "loss {loss:.4}% > {}% ({} packets)",
+                    s.pass.max_loss_pct,
+                    num(report, "/packets/lost")
+                ));
+            }
+            if let Some(max) = s.pass.max_p99_lateness_us {
+                let p99 = num(report, "/lateness_us/p99");
+                if p99 > max as f64 {
+                    reasons.push(format!("p99 lateness {p99:.0} µs > {max} µs"));
+                }
+            }
+            if let Some(errs) = report.get("errors").and_then(|e| e.as_array()) {
+                if !errs.is_empty() {
+                    reasons.push(format!("load tool errors: {errs:?}"));
+                }
+            }
+        }
+        reasons
+    }
+}
+
+/// The load tool's JSON report without the per-session list (the full
+/// report stays in logs/); null when it is missing or does not parse.
+fn read_report(json: &Path) -> serde_json::Value {
+    let mut report: serde_json::Value = match std::fs::read_to_string(json) {
+        Ok(t) => serde_json::from_str(&t).unwrap_or(serde_json::Value::Null),
+        Err(_) => serde_json::Value::Null,
+    };
+    if let Some(o) = report.as_object_mut() {
+        o.remove("sessions");
+    }
+    report
 }
 
 fn num(v: &serde_json::Value, pointer: &str) -> f64 {
@@ -898,6 +966,26 @@ fn summarize(s: &Scenario, r: &ScenarioResult) -> Metrics {
                 fail.map(|x| x.clients as f64).unwrap_or(0.0),
             );
             m.insert("steps".into(), r.runs.len() as f64);
+            // CPU per packet against the floor at every load run where every
+            // client played (with clients refused or failed, the packets per
+            // CPU second describe another load than the step's).
+            let full: Vec<&RunResult> = r
+                .runs
+                .iter()
+                .filter(|run| run.metrics.get("playing").copied() == Some(run.clients as f64))
+                .collect();
+            let ratios: Vec<f64> = full
+                .iter()
+                .filter_map(|run| with_floor(run).get("floor_ratio").copied())
+                .collect();
+            if let Some(max) = ratios.iter().copied().reduce(f64::max) {
+                m.insert("max_floor_ratio".into(), max);
+                m.insert(
+                    "min_sessions".into(),
+                    full.iter().map(|x| x.clients).min().unwrap_or(0) as f64,
+                );
+            }
+            m.insert("floor_ratio_steps".into(), ratios.len() as f64);
             if let Some(b) = best {
                 for (k, v) in with_floor(b) {
                     if [
@@ -915,6 +1003,12 @@ fn summarize(s: &Scenario, r: &ScenarioResult) -> Metrics {
                     }
                 }
             }
+        }
+        Kind::FlashCrowd => m.extend(flash::summary(r)),
+    }
+    if let (Some(f), Some(media)) = (floor, r.media.first()) {
+        if let Some(n) = n_floor(f, media.packets_per_s) {
+            m.insert("n_floor".into(), n);
         }
     }
     if let (Some(l), Some(media)) = (&r.link, r.media.first()) {

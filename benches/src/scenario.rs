@@ -21,6 +21,10 @@ pub enum Kind {
     SetupRate,
     /// The same load against Cadence and against gst-rtsp-server.
     Peer,
+    /// A base cohort plays; a crowd joins at a high rate on the same
+    /// shard; the base cohort's loss and lateness are measured over the
+    /// join, apart from the crowd's own figures (`[flash_crowd]`).
+    FlashCrowd,
 }
 
 /// The engine process.
@@ -50,6 +54,12 @@ pub struct LoadSpec {
     /// Concurrent sessions (kinds `load`, `setup_rate`, `peer`).
     #[serde(default)]
     pub clients: u64,
+    /// Instead of `clients`: this fraction of the floor-limited capacity
+    /// N_floor = 1 s / (floor µs/packet × packets/s per session), both
+    /// measured in the same run; clients = round(fraction × N_floor),
+    /// computed once the floor is measured. Needs `[floor] sessions`.
+    #[serde(default)]
+    pub clients_floor_fraction: Option<f64>,
     /// Sessions started per second (0: all at once).
     pub ramp: f64,
     /// Measurement window after the ramp, seconds.
@@ -99,6 +109,10 @@ pub struct SweepSpec {
     /// Explicit counts, ascending (wins over start/step/max).
     #[serde(default)]
     pub counts: Vec<u64>,
+    /// Counts as fractions of N_floor (see `load.clients_floor_fraction`),
+    /// ascending; replaced by counts once the floor is measured.
+    #[serde(default)]
+    pub floor_fractions: Vec<f64>,
     /// First count.
     #[serde(default)]
     pub start: u64,
@@ -112,6 +126,10 @@ pub struct SweepSpec {
     /// times (each halving is one more run).
     #[serde(default)]
     pub refine: u32,
+    /// Run every count even after a failure (for figures wanted at every
+    /// load, such as CPU per packet against the floor); no refinement then.
+    #[serde(default)]
+    pub run_all: bool,
 }
 
 impl SweepSpec {
@@ -128,6 +146,90 @@ impl SweepSpec {
             .take_while(|c| *c <= self.max.max(self.start))
             .collect()
     }
+}
+
+/// Kind `flash_crowd`: the base cohort and the crowd.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlashCrowdSpec {
+    /// Base cohort as a fraction of N_floor [default 0.4].
+    #[serde(default = "base_fraction")]
+    pub base_fraction: f64,
+    /// Crowd as a fraction of N_floor [default 0.5].
+    #[serde(default = "crowd_fraction")]
+    pub crowd_fraction: f64,
+    /// Base cohort as a fixed count (wins over `base_fraction`).
+    #[serde(default)]
+    pub base_clients: Option<u64>,
+    /// Crowd as a fixed count (wins over `crowd_fraction`).
+    #[serde(default)]
+    pub crowd_clients: Option<u64>,
+    /// Base cohort sessions started per second [default 2000].
+    #[serde(default = "base_ramp")]
+    pub base_ramp: f64,
+    /// Seconds the base cohort plays alone before the crowd [default 3].
+    #[serde(default = "three")]
+    pub settle_s: f64,
+    /// Crowd sessions started per second [default 5000].
+    #[serde(default = "crowd_ramp")]
+    pub crowd_ramp: f64,
+    /// Seconds the measured window lasts after every joiner plays
+    /// [default 3].
+    #[serde(default = "three")]
+    pub tail_s: f64,
+}
+
+fn base_fraction() -> f64 {
+    0.4
+}
+fn crowd_fraction() -> f64 {
+    0.5
+}
+fn base_ramp() -> f64 {
+    2000.0
+}
+fn crowd_ramp() -> f64 {
+    5000.0
+}
+fn three() -> f64 {
+    3.0
+}
+
+impl Default for FlashCrowdSpec {
+    fn default() -> Self {
+        FlashCrowdSpec {
+            base_fraction: base_fraction(),
+            crowd_fraction: crowd_fraction(),
+            base_clients: None,
+            crowd_clients: None,
+            base_ramp: base_ramp(),
+            settle_s: three(),
+            crowd_ramp: crowd_ramp(),
+            tail_s: three(),
+        }
+    }
+}
+
+impl FlashCrowdSpec {
+    /// (base, crowd) sessions, when both are known.
+    pub fn cohorts(&self) -> Option<(u64, u64)> {
+        Some((self.base_clients?, self.crowd_clients?))
+    }
+}
+
+/// The floor-limited capacity N_floor = 1 s / (floor µs per packet ×
+/// packets/s per session), in sessions; None when either is not positive.
+pub fn n_floor(floor_us_per_packet: f64, packets_per_s: f64) -> Option<f64> {
+    let per_session = floor_us_per_packet * packets_per_s;
+    (per_session > 0.0 && per_session.is_finite()).then(|| 1e6 / per_session)
+}
+
+fn of_floor(fraction: f64, n: f64) -> u64 {
+    (fraction * n).round().max(1.0) as u64
+}
+
+fn fraction_ok(f: f64) -> bool {
+    f.is_finite() && f > 0.0 && f <= 10.0
 }
 
 /// What a run must show to pass.
@@ -220,6 +322,14 @@ pub struct QuickSpec {
     /// Media files.
     #[serde(default)]
     pub files: Vec<String>,
+    /// Flash crowd: base cohort, sessions.
+    pub base_clients: Option<u64>,
+    /// Flash crowd: crowd, sessions.
+    pub crowd_clients: Option<u64>,
+    /// Flash crowd: seconds the base cohort plays alone.
+    pub settle_s: Option<f64>,
+    /// Flash crowd: seconds measured after every joiner plays.
+    pub tail_s: Option<f64>,
 }
 
 /// One scenario file.
@@ -244,6 +354,9 @@ pub struct Scenario {
     /// Sweep counts (kind `sweep`).
     #[serde(default)]
     pub sweep: Option<SweepSpec>,
+    /// Cohorts of kind `flash_crowd`.
+    #[serde(default)]
+    pub flash_crowd: Option<FlashCrowdSpec>,
     /// Pass criteria of each run.
     #[serde(default)]
     pub pass: PassSpec,
@@ -288,15 +401,54 @@ impl Scenario {
         if !["udp", "tcp", "mixed"].contains(&self.load.transport.as_str()) {
             bail!("load.transport must be udp, tcp or mixed");
         }
+        let fractions = self.uses_floor_fractions();
         match self.kind {
             Kind::Sweep => {
-                let counts = self.sweep.as_ref().map(|s| s.counts()).unwrap_or_default();
-                if counts.is_empty() || counts.windows(2).any(|w| w[0] >= w[1]) {
-                    bail!("a sweep needs [sweep] counts in ascending order");
+                let sw = self.sweep.clone().unwrap_or_default();
+                if !sw.floor_fractions.is_empty() {
+                    let f = &sw.floor_fractions;
+                    if !f.iter().all(|x| fraction_ok(*x)) || f.windows(2).any(|w| w[0] >= w[1]) {
+                        bail!("[sweep] floor_fractions must be ascending, in (0, 10]");
+                    }
+                } else {
+                    let counts = sw.counts();
+                    if counts.is_empty() || counts.windows(2).any(|w| w[0] >= w[1]) {
+                        bail!("a sweep needs [sweep] counts in ascending order");
+                    }
                 }
             }
-            _ if self.load.clients == 0 => bail!("load.clients must be at least 1"),
-            _ => {}
+            Kind::FlashCrowd => {
+                let Some(fc) = &self.flash_crowd else {
+                    bail!("kind flash_crowd needs a [flash_crowd] table");
+                };
+                if !fraction_ok(fc.base_fraction) || !fraction_ok(fc.crowd_fraction) {
+                    bail!("[flash_crowd] fractions must be in (0, 10]");
+                }
+                if fc.base_clients == Some(0) || fc.crowd_clients == Some(0) {
+                    bail!("[flash_crowd] cohorts must have at least 1 session");
+                }
+                for (name, v) in [("base_ramp", fc.base_ramp), ("crowd_ramp", fc.crowd_ramp)] {
+                    if !(v.is_finite() && v > 0.0) {
+                        bail!("[flash_crowd] {name} must be positive");
+                    }
+                }
+                for (name, v) in [("settle_s", fc.settle_s), ("tail_s", fc.tail_s)] {
+                    if !(v.is_finite() && v >= 0.0) {
+                        bail!("[flash_crowd] {name} must be a non-negative number");
+                    }
+                }
+            }
+            _ => match self.load.clients_floor_fraction {
+                Some(f) if !fraction_ok(f) => {
+                    bail!("load.clients_floor_fraction must be in (0, 10]")
+                }
+                Some(_) => {}
+                None if self.load.clients == 0 => bail!("load.clients must be at least 1"),
+                None => {}
+            },
+        }
+        if fractions && (!self.floor.enabled || self.floor.sessions.is_none()) {
+            bail!("counts as fractions of N_floor need the floor: [floor] enabled and sessions");
         }
         for t in &self.targets {
             if t.op != ">=" && t.op != "<=" {
@@ -331,16 +483,99 @@ impl Scenario {
         if !q.files.is_empty() {
             s.load.files = q.files.clone();
         }
-        s.floor.sessions = None;
+        if q.clients.is_some() {
+            s.load.clients_floor_fraction = None;
+        }
+        if let Some(fc) = s.flash_crowd.as_mut() {
+            fc.base_clients = q.base_clients.or(fc.base_clients);
+            fc.crowd_clients = q.crowd_clients.or(fc.crowd_clients);
+            fc.settle_s = q.settle_s.unwrap_or(fc.settle_s);
+            fc.tail_s = q.tail_s.unwrap_or(fc.tail_s);
+        }
+        // Quick runs are small: the floor at their own packet rate, unless
+        // a count still depends on N_floor.
+        if !s.uses_floor_fractions() {
+            s.floor.sessions = None;
+        }
         s
+    }
+
+    /// True while some count is a fraction of N_floor (not yet resolved).
+    pub fn uses_floor_fractions(&self) -> bool {
+        match self.kind {
+            Kind::Sweep => self
+                .sweep
+                .as_ref()
+                .is_some_and(|sw| !sw.floor_fractions.is_empty()),
+            Kind::FlashCrowd => self
+                .flash_crowd
+                .as_ref()
+                .is_some_and(|fc| fc.cohorts().is_none()),
+            _ => self.load.clients_floor_fraction.is_some(),
+        }
+    }
+
+    /// The scenario with every fraction of N_floor turned into a count
+    /// (`n_floor` sessions, see [`n_floor`]); errors when a fraction is used
+    /// and `n_floor` is unknown.
+    pub fn resolve(&self, n_floor: Option<f64>) -> Result<Scenario> {
+        let mut s = self.clone();
+        if !self.uses_floor_fractions() {
+            return Ok(s);
+        }
+        let Some(n) = n_floor.filter(|n| n.is_finite() && *n >= 1.0) else {
+            bail!(
+                "{}: counts are fractions of N_floor, and the floor was not measured",
+                self.name
+            );
+        };
+        if let Some(f) = s.load.clients_floor_fraction.take() {
+            s.load.clients = of_floor(f, n);
+        }
+        if let Some(sw) = s.sweep.as_mut() {
+            if !sw.floor_fractions.is_empty() {
+                let mut counts: Vec<u64> =
+                    sw.floor_fractions.iter().map(|f| of_floor(*f, n)).collect();
+                counts.dedup();
+                sw.counts = counts;
+                sw.floor_fractions.clear();
+            }
+        }
+        if let Some(fc) = s.flash_crowd.as_mut() {
+            fc.base_clients = Some(fc.base_clients.unwrap_or(of_floor(fc.base_fraction, n)));
+            fc.crowd_clients = Some(fc.crowd_clients.unwrap_or(of_floor(fc.crowd_fraction, n)));
+        }
+        Ok(s)
     }
 
     /// Client counts to run, in order (one for non-sweeps).
     pub fn counts(&self) -> Vec<u64> {
-        match (self.kind, &self.sweep) {
-            (Kind::Sweep, Some(sw)) => sw.counts(),
+        match (self.kind, &self.sweep, &self.flash_crowd) {
+            (Kind::Sweep, Some(sw), _) => sw.counts(),
+            (Kind::FlashCrowd, _, Some(fc)) => {
+                vec![fc.cohorts().map(|(b, c)| b + c).unwrap_or(0)]
+            }
             _ => vec![self.load.clients],
         }
+    }
+
+    /// Seconds of media a run needs: the ramp of the largest count, the
+    /// window (for a flash crowd: base ramp, settle, crowd ramp and tail),
+    /// and 30 s to spare.
+    pub fn play_seconds(&self) -> f64 {
+        let max_clients = self.counts().into_iter().max().unwrap_or(1);
+        let ramp_s = if self.load.ramp > 0.0 {
+            max_clients as f64 / self.load.ramp
+        } else {
+            5.0
+        };
+        let mut need = ramp_s + self.load.duration_s;
+        if let (Kind::FlashCrowd, Some(fc)) = (self.kind, &self.flash_crowd) {
+            let (b, c) = fc.cohorts().unwrap_or((0, 0));
+            need =
+                b as f64 / fc.base_ramp + fc.settle_s + c as f64 / fc.crowd_ramp + fc.tail_s + 15.0;
+        }
+        need + 30.0
     }
 
     /// Sessions whose packet rate the floor reproduces.
@@ -372,7 +607,12 @@ mod tests {
             );
             let q = s.quick();
             assert!(!q.counts().is_empty());
-            if !s.quick.skip {
+            assert!(
+                !q.uses_floor_fractions(),
+                "{}: --quick must run fixed counts",
+                s.name
+            );
+            if !s.quick.skip && !s.uses_floor_fractions() {
                 assert!(
                     q.counts().iter().max() <= s.counts().iter().max(),
                     "{}: quick must not be heavier",
@@ -382,6 +622,88 @@ mod tests {
             n += 1;
         }
         assert!(n >= 5, "expected the shipped scenarios, found {n}");
+    }
+
+    fn parse(text: &str) -> Result<Scenario> {
+        let s: Scenario = toml::from_str(text)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    const HEAD: &str = r#"
+name = "t"
+description = "t"
+[engine]
+cores = 1
+cpus = "0"
+[loadtool]
+cpus = "1"
+"#;
+
+    #[test]
+    fn n_floor_is_one_second_over_the_floor_cost_of_a_session() {
+        // 2.5 µs per packet, 40 packets/s: 100 µs of CPU per session-second.
+        assert_eq!(n_floor(2.5, 40.0), Some(10_000.0));
+        assert_eq!(n_floor(0.0, 40.0), None);
+        assert_eq!(n_floor(2.5, 0.0), None);
+    }
+
+    #[test]
+    fn floor_fractions_resolve_to_counts() {
+        let load = format!(
+            "kind = \"load\"\n{HEAD}[load]\nclients_floor_fraction = 0.9\nramp = 1000\nduration_s = 5\ntransport = \"udp\"\nfiles = [\"a.mp4\"]\n[floor]\nsessions = 6000\n[quick]\nclients = 30\n"
+        );
+        let s = parse(&load).unwrap();
+        assert!(s.uses_floor_fractions());
+        assert!(s.resolve(None).is_err());
+        let r = s.resolve(n_floor(2.5, 40.0)).unwrap();
+        assert_eq!(r.load.clients, 9_000);
+        assert!(!r.uses_floor_fractions());
+        // Quick runs its fixed count and the floor at its own rate.
+        let q = s.quick();
+        assert!(!q.uses_floor_fractions());
+        assert_eq!((q.load.clients, q.floor.sessions), (30, None));
+        // Without [floor] sessions the floor's rate is unknown: refused.
+        assert!(parse(&load.replace("sessions = 6000", "seconds = 2")).is_err());
+
+        let sweep = format!(
+            "kind = \"sweep\"\n{HEAD}[load]\nramp = 1000\nduration_s = 5\ntransport = \"udp\"\nfiles = [\"a.mp4\"]\n[sweep]\nfloor_fractions = [0.3, 0.5, 0.9]\n[floor]\nsessions = 6000\n"
+        );
+        let s = parse(&sweep).unwrap();
+        let r = s.resolve(Some(7_001.0)).unwrap();
+        assert_eq!(r.counts(), vec![2_100, 3_501, 6_301]);
+        assert!(parse(&sweep.replace("[0.3, 0.5, 0.9]", "[0.5, 0.3]")).is_err());
+    }
+
+    #[test]
+    fn flash_crowd_cohorts() {
+        let text = format!(
+            "kind = \"flash_crowd\"\n{HEAD}[load]\nramp = 1000\nduration_s = 5\ntransport = \"udp\"\nfiles = [\"a.mp4\"]\n[flash_crowd]\ncrowd_ramp = 4000\n[floor]\nsessions = 6000\n[quick]\nbase_clients = 100\ncrowd_clients = 200\ntail_s = 1\n"
+        );
+        let s = parse(&text).unwrap();
+        let fc = s.flash_crowd.clone().unwrap();
+        assert_eq!(
+            (fc.base_fraction, fc.crowd_fraction, fc.base_ramp),
+            (0.4, 0.5, 2000.0)
+        );
+        assert_eq!(fc.cohorts(), None);
+        let r = s.resolve(Some(10_000.0)).unwrap();
+        assert_eq!(
+            r.flash_crowd.as_ref().unwrap().cohorts(),
+            Some((4_000, 5_000))
+        );
+        assert_eq!(r.counts(), vec![9_000]);
+        // 2 s base ramp + 3 s settle + 1.25 s crowd ramp + 3 s tail + 15 + 30.
+        assert!(
+            (r.play_seconds() - 54.25).abs() < 1e-9,
+            "{}",
+            r.play_seconds()
+        );
+        let q = s.quick();
+        assert_eq!(q.flash_crowd.as_ref().unwrap().cohorts(), Some((100, 200)));
+        assert_eq!(q.flash_crowd.as_ref().unwrap().tail_s, 1.0);
+        assert!(parse(&text.replace("[flash_crowd]\ncrowd_ramp = 4000\n", "")).is_err());
+        assert!(parse(&text.replace("crowd_ramp = 4000", "crowd_ramp = 0")).is_err());
     }
 
     #[test]

@@ -90,7 +90,11 @@ pub fn table(dir_name: &str, results: &[ScenarioResult]) -> String {
     }
     let sweeps: Vec<&ScenarioResult> = results
         .iter()
-        .filter(|r| r.skipped.is_none() && r.runs.len() > 1)
+        .filter(|r| {
+            r.skipped.is_none()
+                && r.runs.len() > 1
+                && r.scenario.kind != crate::scenario::Kind::FlashCrowd
+        })
         .collect();
     for r in sweeps {
         let _ = writeln!(
@@ -183,6 +187,40 @@ pub fn table(dir_name: &str, results: &[ScenarioResult]) -> String {
                     m("loadtool_cpu_pct_ramp"),
                 ));
             }
+        }
+        if let Some(n) = g("n_floor") {
+            parts.push(format!(
+                "N_floor {n:.0} sessions (1 s / (floor µs/packet × packets/s per session))"
+            ));
+        }
+        if let Some(max) = g("max_floor_ratio") {
+            parts.push(format!(
+                "CPU per packet at most {max:.2}× the floor at every load run ({:.0} sessions and up)",
+                g("min_sessions").unwrap_or(f64::NAN)
+            ));
+        }
+        if r.scenario.kind == crate::scenario::Kind::FlashCrowd {
+            let v = |k: &str| g(k).unwrap_or(f64::NAN);
+            parts.push(format!(
+                "{:.0} joiners on {:.0} playing: {:.0} played, {:.0} failed (453: {:.0}, timeout: {:.0}), {:.0} setups/s (p50 {:.1} ms, p99 {:.1} ms); the playing cohort over the join ({:.1} s): loss {:.4}%, p99 {:.2} ms (worst second {:.2} ms), p99.9 {:.2} ms, max {:.2} ms; load tool CPUs {:.0}% busy, {:.2} µs/packet",
+                v("crowd_clients"),
+                v("base_clients"),
+                v("crowd_playing"),
+                v("crowd_failed"),
+                v("crowd_failures_rtsp_453"),
+                v("crowd_failures_timeout"),
+                v("crowd_setup_rate_per_s"),
+                v("crowd_setup_p50_ms"),
+                v("crowd_setup_p99_ms"),
+                v("base_join_window_s"),
+                v("base_join_loss_pct"),
+                v("base_join_p99_lateness_us") / 1000.0,
+                v("base_join_max_second_p99_us") / 1000.0,
+                v("base_join_p999_lateness_us") / 1000.0,
+                v("base_join_max_lateness_us") / 1000.0,
+                v("loadtool_cpus_busy_pct"),
+                v("loadtool_us_per_packet"),
+            ));
         }
         if let Some(ratio) = g("peer_cost_ratio") {
             parts.push(format!(

@@ -13,6 +13,7 @@ pub mod demux;
 pub mod failure;
 pub mod hdrext;
 pub mod kernel;
+pub mod mark;
 pub mod media_kind;
 pub mod net;
 pub mod plan;

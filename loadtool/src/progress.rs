@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 
+use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::shared::{lateness_histogram, Shared};
@@ -50,6 +51,18 @@ impl Snapshot {
     }
 }
 
+/// Takes the lateness the workers recorded since the last call, merged.
+pub fn take_lateness(shared: &Shared) -> Histogram<u64> {
+    let mut merged = lateness_histogram();
+    for g in &shared.gauges {
+        if let Ok(mut h) = g.lateness.lock() {
+            let _ = merged.add(&*h);
+            h.reset();
+        }
+    }
+    merged
+}
+
 /// Writes the progress lines: through indicatif on a terminal, as plain
 /// lines on stderr otherwise, or not at all when quiet.
 #[derive(Debug)]
@@ -89,10 +102,12 @@ impl Progress {
     }
 
     /// Prints one line for the `secs` seconds since the last one. `phase` is
-    /// `ramp`, `measure` or `teardown`; `elapsed_s` the time since the start.
+    /// `ramp`, `measure` or `teardown`; `elapsed_s` the time since the start;
+    /// `merged` the lateness of those seconds ([`take_lateness`]).
     pub fn line(
         &mut self,
         shared: &Shared,
+        merged: &Histogram<u64>,
         requested: usize,
         phase: &str,
         elapsed_s: f64,
@@ -100,13 +115,6 @@ impl Progress {
     ) {
         let now = Snapshot::take(shared);
         let mut p99 = 0u64;
-        let mut merged = lateness_histogram();
-        for g in &shared.gauges {
-            if let Ok(mut h) = g.lateness.lock() {
-                let _ = merged.add(&*h);
-                h.reset();
-            }
-        }
         if !merged.is_empty() {
             p99 = merged.value_at_quantile(0.99);
         }

@@ -410,6 +410,9 @@ pub struct Report {
     pub ramp_cpu: Option<RampCpu>,
     /// Churn mode (`--churn`); null otherwise.
     pub churn: Option<ChurnReport>,
+    /// The window opened and closed by SIGUSR1 (see `crate::mark`); null
+    /// when no SIGUSR1 arrived.
+    pub marked: Option<crate::mark::MarkedReport>,
     /// Failure cause → clients.
     pub failures: BTreeMap<String, u64>,
     /// Errors that stopped workers (sockets could not be created, …).
@@ -456,6 +459,8 @@ pub struct RunFacts {
     pub ramp_cpu: Option<RampCpu>,
     /// Churn settings, in churn mode.
     pub churn: Option<crate::churn::Churn>,
+    /// The SIGUSR1 window, when one was opened.
+    pub marked: Option<crate::mark::MarkedReport>,
 }
 
 fn ms_histogram() -> Histogram<u64> {
@@ -779,6 +784,7 @@ pub fn build(
         }),
         ramp_cpu: facts.ramp_cpu,
         churn,
+        marked: facts.marked,
         failures,
         errors,
         verdict: Verdict {

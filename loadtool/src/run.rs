@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::cpu::CpuTimes;
 use crate::kernel::UdpCounters;
+use crate::mark::Mark;
 use crate::plan::{plan, resolve_urls, PlanError, TransportMode};
-use crate::progress::{Progress, Snapshot};
+use crate::progress::{take_lateness, Progress, Snapshot};
 use crate::report::{build, Report, RunFacts, Settings};
 use crate::shared::Shared;
 use crate::worker::{spawn, WorkerConfig};
@@ -152,6 +153,10 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
         let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
     }
 
+    // SIGUSR1 opens the marked window, a second one closes it (crate::mark).
+    let mark_signal = Arc::new(AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&mark_signal));
+
     let kernel_before = UdpCounters::sample();
     let cpu_before = CpuTimes::this_process();
     let server_before = cfg.server_pid.and_then(CpuTimes::of_pid);
@@ -188,6 +193,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
     let mut settled_at: Option<(Instant, Snapshot)> = None;
     let mut stop: Option<(Instant, Snapshot)> = None;
     let mut ramp_after: Option<RampSample> = None;
+    let mut mark = Mark::new();
     loop {
         // Poll often during the ramp so that the CPU sample that closes it
         // is taken within a few ms of its end.
@@ -211,6 +217,16 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
             }
             shared.stop_at(at);
         }
+        if mark_signal.swap(false, Ordering::SeqCst) && stop.is_none() {
+            // What was recorded before the signal belongs outside the window
+            // (to within the workers' 0.5 s publishing interval).
+            if !mark.is_open() {
+                drop(take_lateness(&shared));
+            } else {
+                mark.second(&take_lateness(&shared));
+            }
+            mark.toggle(now.duration_since(t0).as_secs_f64(), snap);
+        }
         if stop.is_none() {
             if let Some(at) = shared.stop_time() {
                 if now >= at {
@@ -225,8 +241,13 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
                 (Some(_), Some(_)) => "teardown",
             };
             let secs = now.duration_since(last_line).as_secs_f64();
+            let merged = take_lateness(&shared);
+            if stop.is_none() {
+                mark.second(&merged);
+            }
             progress.line(
                 &shared,
+                &merged,
                 cfg.clients,
                 phase,
                 now.duration_since(t0).as_secs_f64(),
@@ -276,6 +297,10 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
         .as_secs_f64();
     let ramp_cpu = ramp_after.map(|after| after.since(&ramp_before));
     let (stop_time, stop_snap) = stop.unwrap_or((end, Snapshot::take(&shared)));
+    if mark.is_open() {
+        mark.second(&take_lateness(&shared));
+    }
+    let marked = mark.finish(stop_time.duration_since(t0).as_secs_f64(), stop_snap);
     let facts = RunFacts {
         urls: cfg.urls.clone(),
         transport: cfg.transport,
@@ -304,6 +329,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
         cpu,
         server_cpu,
         churn: cfg.churn,
+        marked,
     };
     Ok(build(facts, results, cfg.max_loss_pct))
 }
