@@ -150,6 +150,11 @@ pub struct Conn {
     wbuf: Option<Box<WriteBuf>>,
     /// Files referenced by queued RTP items (see [`Conn::pin`]).
     pins: Vec<Arc<FileSchedule>>,
+    /// An interleaved RTP packet was queued on this connection once: its
+    /// write queue and SENDMSG buffers stay allocated between writes (no
+    /// allocation per packet). Without one (RTSP replies only, the usual
+    /// UDP session), they are freed whenever the queue drains.
+    carries_rtp: bool,
     /// The per-address slot this connection holds.
     ip_slot: Option<IpSlot>,
     /// Shard clock of accept, µs.
@@ -195,6 +200,7 @@ impl Conn {
             queued_bytes: 0,
             wbuf: None,
             pins: Vec::new(),
+            carries_rtp: false,
         }
     }
 
@@ -347,6 +353,7 @@ impl Conn {
 
     /// Queues `item`.
     pub fn enqueue(&mut self, item: WriteItem) {
+        self.carries_rtp |= matches!(item, WriteItem::Rtp { .. });
         self.queued_bytes += item.len();
         self.queue.push_back(item);
     }
@@ -467,5 +474,24 @@ impl Conn {
             // Nothing references the pinned files any more.
             self.pins.clear();
         }
+        if self.queue.is_empty() && !self.carries_rtp {
+            // Between the requests of a connection that carries no media
+            // (one per UDP session, open for the session's life), hold no
+            // write buffers: about 400 bytes per connection.
+            self.queue = VecDeque::new();
+            self.wbuf = None;
+        }
+    }
+
+    /// Heap bytes the write side holds while idle (queue storage, SENDMSG
+    /// buffers, pins), for tests and statistics.
+    pub fn write_buffer_capacity(&self) -> usize {
+        self.queue.capacity() * std::mem::size_of::<WriteItem>()
+            + self.pins.capacity() * std::mem::size_of::<Arc<FileSchedule>>()
+            + self.wbuf.as_ref().map_or(0, |w| {
+                std::mem::size_of::<WriteBuf>()
+                    + w.iov.capacity() * std::mem::size_of::<libc::iovec>()
+                    + w.headers.capacity() * MAX_HEADER_LEN
+            })
     }
 }
