@@ -495,3 +495,70 @@ impl Conn {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Conn {
+        let fd = OwnedFd::from(std::fs::File::open("/dev/null").expect("/dev/null"));
+        let addr = SocketAddr::from(([127, 0, 0, 1], 8554));
+        Conn::new(fd, 1, addr, addr, None, 0, 1_000_000)
+    }
+
+    /// One reply written in two parts; returns the write side's idle heap.
+    fn write_reply(c: &mut Conn, reply: &[u8]) -> usize {
+        c.enqueue(WriteItem::Bytes(reply.to_vec()));
+        assert!(c.prepare_write().is_some());
+        assert!(c.write_buffer_capacity() > 0, "buffers while writing");
+        c.wrote(3);
+        assert!(!c.write_idle());
+        assert!(c.prepare_write().is_some());
+        c.wrote(reply.len() - 3);
+        assert!(c.write_idle());
+        c.write_buffer_capacity()
+    }
+
+    #[test]
+    fn rtsp_only_connection_holds_no_write_buffers_between_replies() {
+        let mut c = conn();
+        for _ in 0..3 {
+            assert_eq!(
+                write_reply(&mut c, b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"),
+                0
+            );
+        }
+        assert_eq!(c.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn connection_that_carried_rtp_keeps_its_buffers() {
+        let mut c = conn();
+        // An interleaved packet whose file is not known (payload length 0)
+        // marks the connection; only its 4 header bytes are written.
+        let map = memmap2::MmapMut::map_anon(1)
+            .and_then(|m| m.make_read_only())
+            .expect("anonymous map");
+        let file = Arc::new(FileSchedule {
+            map: Arc::new(map),
+            session_sdp: None,
+            tracks: Vec::new(),
+            duration_us: 0,
+        });
+        c.pin(&file);
+        c.enqueue(WriteItem::Rtp {
+            header: [0x24; MAX_HEADER_LEN],
+            header_len: 4,
+            file: Arc::as_ptr(&file),
+            track: 9,
+            packet: 0,
+        });
+        assert!(c.prepare_write().is_some());
+        c.wrote(4);
+        assert!(c.write_idle());
+        assert!(
+            write_reply(&mut c, b"RTSP/1.0 200 OK\r\nCSeq: 2\r\n\r\n") > 0,
+            "kept for the next packets"
+        );
+    }
+}
