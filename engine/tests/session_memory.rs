@@ -210,7 +210,9 @@ fn measure(sessions: u32) -> (f64, Vec<(usize, f64)>) {
 
 /// The heap a playing two-track UDP session holds in the endpoint (the
 /// session, its tracks, the controller's and the pacer's indexes of it,
-/// timers): at most 1,536 bytes.
+/// timers, with the tables' slack at 6,000 sessions): at most 1,000 bytes.
+/// Measured 852 (main before this test: 1,157, of which 413 in per-session
+/// strings and a per-connection key list).
 #[test]
 fn playing_session_heap_stays_small() {
     let sessions = 6000;
@@ -228,7 +230,7 @@ fn playing_session_heap_stays_small() {
     );
     assert!(per > 0.0, "a session holds some heap");
     assert!(
-        per <= 1536.0,
-        "{per:.0} bytes of heap per playing session (bound 1,536)"
+        per <= 1000.0,
+        "{per:.0} bytes of heap per playing session (bound 1,000)"
     );
 }
