@@ -79,7 +79,10 @@ fn on_own_session(req: &RequestInfo<'_>, route: &Route) -> bool {
 fn session_identity(req: &RequestInfo<'_>) -> Identity {
     match req.session.and_then(|s| {
         let m = s.meta();
-        Some((m.user.clone()?, m.realm.clone().unwrap_or_default()))
+        Some((
+            m.user.as_deref()?.to_string(),
+            m.realm.as_deref().unwrap_or_default().to_string(),
+        ))
     }) {
         Some((name, realm)) => Identity::User { name, realm },
         None => Identity::Anonymous,

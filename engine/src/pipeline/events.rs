@@ -185,11 +185,11 @@ impl SessionSummary {
             path: s.path().to_string(),
             peer: meta.peer,
             local: meta.local,
-            uri_stem: meta.uri_stem.clone(),
-            uri_query: meta.uri_query.clone(),
-            user_agent: meta.user_agent.clone(),
-            user: meta.user.clone(),
-            realm: meta.realm.clone(),
+            uri_stem: meta.uri_stem.to_string(),
+            uri_query: meta.uri_query.as_deref().unwrap_or_default().to_string(),
+            user_agent: meta.user_agent.as_deref().map(str::to_string),
+            user: meta.user.as_deref().map(str::to_string),
+            realm: meta.realm.as_deref().map(str::to_string),
             transport: s
                 .tracks()
                 .first()

@@ -8,6 +8,7 @@
 //! for the endpoint to act on (pacing, RTCP BYE, lifecycle events). It never
 //! touches a socket or a clock, so it is tested with simulated time.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Weak};
@@ -23,6 +24,8 @@ use rtsp_types::headers::{
 use rtsp_types::{Method, Request, StatusCode, Version};
 use slab::Slab;
 
+use super::conn_sessions::ConnSessions;
+use super::interner::Interner;
 use super::response::{self, RtspResponse, PUBLIC_METHODS};
 use super::transport::{self, Offer};
 use super::url::url_stem;
@@ -145,7 +148,7 @@ pub struct Controller {
     sessions: Slab<Session>,
     by_id: HashMap<SessionId, usize>,
     by_ssrc: HashMap<u32, (usize, usize)>,
-    by_conn: HashMap<ConnId, Vec<usize>>,
+    by_conn: HashMap<ConnId, ConnSessions>,
     rng: StdRng,
     /// Descriptions by (catalog path, our address); the weak reference
     /// names the compiled file they describe, so a file that changed (a new
@@ -153,6 +156,9 @@ pub struct Controller {
     sdp_cache: HashMap<(String, IpAddr), (Weak<FileSchedule>, Vec<u8>)>,
     /// Per catalog path, which tracks carry toffset (see `toffset_tracks`).
     toffset_cache: HashMap<String, (Weak<FileSchedule>, Arc<[bool]>)>,
+    /// Catalog paths, URL stems and User-Agents, shared by the sessions
+    /// that have the same.
+    strings: Interner,
 }
 
 impl std::fmt::Debug for Controller {
@@ -180,6 +186,7 @@ impl Controller {
             by_conn: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
             sdp_cache: HashMap::new(),
+            strings: Interner::default(),
             toffset_cache: HashMap::new(),
         }
     }
@@ -299,7 +306,7 @@ impl Controller {
             }
             None if !ctx.forwarded => {
                 if let Some(keys) = self.by_conn.get(&ctx.conn) {
-                    for &key in keys {
+                    for key in keys.iter() {
                         if let Some(s) = self.sessions.get_mut(key) {
                             s.touch(ctx.now_us);
                         }
@@ -681,17 +688,21 @@ impl Controller {
         let meta = SessionMeta {
             peer: ctx.peer,
             local: ctx.local,
-            uri_stem: req.request_uri().map(url_stem).unwrap_or_default(),
-            uri_query: route.query.clone(),
-            user_agent: req.header(&USER_AGENT).map(|v| v.as_str().to_string()),
-            user: identity.user().map(str::to_string),
-            realm: identity.realm().map(str::to_string),
+            uri_stem: self
+                .strings
+                .get(&req.request_uri().map(url_stem).unwrap_or_default()),
+            uri_query: (!route.query.is_empty()).then(|| route.query.as_str().into()),
+            user_agent: req
+                .header(&USER_AGENT)
+                .map(|v| self.strings.get(v.as_str())),
+            user: identity.user().map(Box::from),
+            realm: identity.realm().map(Box::from),
             started_unix_us: ctx.unix_us,
             started_us: ctx.now_us,
         };
         let key = self.sessions.insert(Session::new(
             id,
-            route.path.clone(),
+            self.strings.get(&route.path),
             file,
             ctx.conn,
             meta,
@@ -699,7 +710,12 @@ impl Controller {
         ));
         self.by_id.insert(id, key);
         if !ctx.forwarded {
-            self.by_conn.entry(ctx.conn).or_default().push(key);
+            match self.by_conn.entry(ctx.conn) {
+                Entry::Occupied(mut e) => e.get_mut().push(key),
+                Entry::Vacant(e) => {
+                    e.insert(ConnSessions::new(key));
+                }
+            }
         }
         key
     }
@@ -884,8 +900,7 @@ impl Controller {
             self.by_ssrc.remove(&t.ssrc());
         }
         if let Some(keys) = self.by_conn.get_mut(&s.conn()) {
-            keys.retain(|k| *k != key);
-            if keys.is_empty() {
+            if keys.remove(key) {
                 self.by_conn.remove(&s.conn());
             }
         }
@@ -922,7 +937,7 @@ impl Controller {
         let Some(keys) = self.by_conn.get(&conn).cloned() else {
             return;
         };
-        for key in keys {
+        for key in keys.iter() {
             let bound = self.sessions.get(key).is_some_and(|s| {
                 s.tracks().iter().any(|t| {
                     matches!(t.transport(), TrackTransport::Interleaved { conn: c, .. } if *c == conn)

@@ -3,8 +3,10 @@
 //! request pipeline). Bytes and time in, responses and effects out; the
 //! shard runtime does the I/O.
 
+mod conn_sessions;
 pub mod controller;
 pub mod framing;
+mod interner;
 pub mod response;
 pub mod transport;
 pub mod url;

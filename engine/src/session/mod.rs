@@ -82,16 +82,19 @@ pub struct SessionMeta {
     /// Our address on the RTSP connection.
     pub local: SocketAddr,
     /// The request URL of the SETUP that created the session, without the
-    /// query and the track part (`rtsp://host:port/<path>`).
-    pub uri_stem: String,
-    /// The query of that URL, without `?`; empty when none.
-    pub uri_query: String,
-    /// The client's `User-Agent`, when it sent one.
-    pub user_agent: Option<String>,
+    /// query and the track part (`rtsp://host:port/<path>`); shared by the
+    /// sessions of the shard that asked for the same URL.
+    pub uri_stem: Arc<str>,
+    /// The query of that URL, without `?`; `None` when there is none (or
+    /// it is empty).
+    pub uri_query: Option<Box<str>>,
+    /// The client's `User-Agent`, when it sent one; shared by the sessions
+    /// of the shard whose clients sent the same one.
+    pub user_agent: Option<Arc<str>>,
     /// The authenticated user, when there is one.
-    pub user: Option<String>,
+    pub user: Option<Box<str>>,
     /// The authentication realm the user authenticated in.
-    pub realm: Option<String>,
+    pub realm: Option<Box<str>>,
     /// Wall clock at creation, µs since the Unix epoch.
     pub started_unix_us: u64,
     /// Shard clock at creation, µs.
@@ -123,13 +126,14 @@ pub struct PlayRange {
 #[derive(Debug)]
 pub struct Session {
     id: SessionId,
-    path: String,
+    path: Arc<str>,
     file: Arc<FileSchedule>,
     tracks: Vec<TrackStream>,
     state: SessionState,
     clock: Option<PlayClock>,
     rate: PlayRate,
-    trick: Option<Trick>,
+    /// Boxed: trick play is rare, and a `Trick` is 88 bytes.
+    trick: Option<Box<Trick>>,
     resync: bool,
     paused_npt_us: Option<u64>,
     last_activity_us: u64,
@@ -145,7 +149,7 @@ impl Session {
     /// clock `now_us` by a request on connection `conn`.
     pub fn new(
         id: SessionId,
-        path: String,
+        path: Arc<str>,
         file: Arc<FileSchedule>,
         conn: ConnId,
         meta: SessionMeta,
@@ -509,9 +513,9 @@ impl Session {
             (false, None) => sched.packets.len(),
             (_, _) => sched.first_at_or_after(npt_bound),
         };
-        self.trick = Some(Trick::start(
+        self.trick = Some(Box::new(Trick::start(
             v, t, sched, key, rate, now_us, bound, npt_bound,
-        ));
+        )));
         if reverse {
             Some(npt_bound)
         } else {
@@ -532,7 +536,7 @@ impl Session {
     /// (divided by the Scale) after the last key frame. `None` in normal
     /// play and when not playing.
     pub(crate) fn range_end_wall_us(&self) -> Option<u64> {
-        self.trick.as_ref().map(Trick::end_wall_us)
+        self.trick.as_deref().map(Trick::end_wall_us)
     }
 
     /// The end of the PLAY range was sent at shard clock `now_us`: back to

@@ -52,7 +52,7 @@ pub(super) fn session_infos(endpoint: &Endpoint, shard: usize, now_us: u64) -> V
                 npt_s: s.npt_us(now_us) as f64 / 1e6,
                 bytes_sent: s.bytes_sent(),
                 packets_sent: s.packets_sent(),
-                user: s.meta().user.clone(),
+                user: s.meta().user.as_deref().map(str::to_string),
                 tracks,
             }
         })

@@ -150,6 +150,11 @@ pub struct Conn {
     wbuf: Option<Box<WriteBuf>>,
     /// Files referenced by queued RTP items (see [`Conn::pin`]).
     pins: Vec<Arc<FileSchedule>>,
+    /// An interleaved RTP packet was queued on this connection once: its
+    /// write queue and SENDMSG buffers stay allocated between writes (no
+    /// allocation per packet). Without one (RTSP replies only, the usual
+    /// UDP session), they are freed whenever the queue drains.
+    carries_rtp: bool,
     /// The per-address slot this connection holds.
     ip_slot: Option<IpSlot>,
     /// Shard clock of accept, µs.
@@ -195,6 +200,7 @@ impl Conn {
             queued_bytes: 0,
             wbuf: None,
             pins: Vec::new(),
+            carries_rtp: false,
         }
     }
 
@@ -347,6 +353,7 @@ impl Conn {
 
     /// Queues `item`.
     pub fn enqueue(&mut self, item: WriteItem) {
+        self.carries_rtp |= matches!(item, WriteItem::Rtp { .. });
         self.queued_bytes += item.len();
         self.queue.push_back(item);
     }
@@ -467,5 +474,91 @@ impl Conn {
             // Nothing references the pinned files any more.
             self.pins.clear();
         }
+        if self.queue.is_empty() && !self.carries_rtp {
+            // Between the requests of a connection that carries no media
+            // (one per UDP session, open for the session's life), hold no
+            // write buffers: about 400 bytes per connection.
+            self.queue = VecDeque::new();
+            self.wbuf = None;
+        }
+    }
+
+    /// Heap bytes the write side holds while idle (queue storage, SENDMSG
+    /// buffers, pins), for tests and statistics.
+    pub fn write_buffer_capacity(&self) -> usize {
+        self.queue.capacity() * std::mem::size_of::<WriteItem>()
+            + self.pins.capacity() * std::mem::size_of::<Arc<FileSchedule>>()
+            + self.wbuf.as_ref().map_or(0, |w| {
+                std::mem::size_of::<WriteBuf>()
+                    + w.iov.capacity() * std::mem::size_of::<libc::iovec>()
+                    + w.headers.capacity() * MAX_HEADER_LEN
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Conn {
+        let fd = OwnedFd::from(std::fs::File::open("/dev/null").expect("/dev/null"));
+        let addr = SocketAddr::from(([127, 0, 0, 1], 8554));
+        Conn::new(fd, 1, addr, addr, None, 0, 1_000_000)
+    }
+
+    /// One reply written in two parts; returns the write side's idle heap.
+    fn write_reply(c: &mut Conn, reply: &[u8]) -> usize {
+        c.enqueue(WriteItem::Bytes(reply.to_vec()));
+        assert!(c.prepare_write().is_some());
+        assert!(c.write_buffer_capacity() > 0, "buffers while writing");
+        c.wrote(3);
+        assert!(!c.write_idle());
+        assert!(c.prepare_write().is_some());
+        c.wrote(reply.len() - 3);
+        assert!(c.write_idle());
+        c.write_buffer_capacity()
+    }
+
+    #[test]
+    fn rtsp_only_connection_holds_no_write_buffers_between_replies() {
+        let mut c = conn();
+        for _ in 0..3 {
+            assert_eq!(
+                write_reply(&mut c, b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"),
+                0
+            );
+        }
+        assert_eq!(c.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn connection_that_carried_rtp_keeps_its_buffers() {
+        let mut c = conn();
+        // An interleaved packet whose file is not known (payload length 0)
+        // marks the connection; only its 4 header bytes are written.
+        let map = memmap2::MmapMut::map_anon(1)
+            .and_then(|m| m.make_read_only())
+            .expect("anonymous map");
+        let file = Arc::new(FileSchedule {
+            map: Arc::new(map),
+            session_sdp: None,
+            tracks: Vec::new(),
+            duration_us: 0,
+        });
+        c.pin(&file);
+        c.enqueue(WriteItem::Rtp {
+            header: [0x24; MAX_HEADER_LEN],
+            header_len: 4,
+            file: Arc::as_ptr(&file),
+            track: 9,
+            packet: 0,
+        });
+        assert!(c.prepare_write().is_some());
+        c.wrote(4);
+        assert!(c.write_idle());
+        assert!(
+            write_reply(&mut c, b"RTSP/1.0 200 OK\r\nCSeq: 2\r\n\r\n") > 0,
+            "kept for the next packets"
+        );
     }
 }
