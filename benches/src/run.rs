@@ -647,6 +647,9 @@ impl Runner<'_> {
             .arg("--json")
             .arg(json)
             .args(urls);
+        if s.load.no_options {
+            cmd.arg("--no-options");
+        }
         cmd
     }
 

@@ -70,6 +70,10 @@ pub struct LoadSpec {
     /// `fixtures/NAME` for `scripts/make-fixtures` output. Each is looped (ffmpeg stream copy, re-hinted) into the bench media folder
     /// until it outlasts ramp + window, so no session ends early.
     pub files: Vec<String>,
+    /// Sessions start with DESCRIBE, without OPTIONS (`cadence-loadtool
+    /// --no-options`): a session is DESCRIBE, SETUP per track, PLAY.
+    #[serde(default)]
+    pub no_options: bool,
 }
 
 /// Where the load tool sits.

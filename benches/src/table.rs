@@ -104,9 +104,12 @@ pub fn table(dir_name: &str, results: &[ScenarioResult]) -> String {
         );
         let _ = writeln!(
             out,
-            "| Server | Sessions | Result | Loss | p99 lateness | Server CPU | µs/packet | × floor | RSS/session | Run-queue wait |"
+            "| Server | Sessions | Result | Loss | p99 lateness | p99.9 | Server CPU | µs/packet | × floor | RSS/session | Run-queue wait | Load tool CPU |"
         );
-        let _ = writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         let floor = r.floor.as_ref().map(|f| f.us_per_packet).unwrap_or(0.0);
         for run in &r.runs {
             let g = |k: &str| run.metrics.get(k).copied().unwrap_or(f64::NAN);
@@ -117,7 +120,7 @@ pub fn table(dir_name: &str, results: &[ScenarioResult]) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.4}% | {:.2} ms | {:.0}% | {:.2} | {} | {:.0} B | {:.1}% |",
+                "| {} | {} | {} | {:.4}% | {:.2} ms | {:.2} ms | {:.0}% | {:.2} | {} | {:.0} B | {:.1}% | {:.0}%, {:.2} µs/pkt |",
                 run.server,
                 run.clients,
                 if run.passed {
@@ -127,18 +130,22 @@ pub fn table(dir_name: &str, results: &[ScenarioResult]) -> String {
                 },
                 g("loss_pct"),
                 g("p99_lateness_us") / 1000.0,
+                g("p999_lateness_us") / 1000.0,
                 g("server_cpu_pct"),
                 g("server_us_per_packet"),
                 ratio,
                 g("rss_anon_per_session_bytes"),
                 g("server_runqueue_wait_pct"),
+                g("loadtool_cpus_busy_pct"),
+                g("loadtool_us_per_packet"),
             );
         }
     }
     let _ = writeln!(
         out,
         "\nRun-queue wait: share of the window the server's threads were runnable but another task held the CPU \
-         (summed over threads); above a few percent the machine was busy with other work and lateness figures suffer.\n\nDetails:\n"
+         (summed over threads); above a few percent the machine was busy with other work and lateness figures suffer. \
+         Load tool CPU: how busy its CPUs were and its own CPU time per packet received; near 100% the load tool, not the server, may set the figures.\n\nDetails:\n"
     );
     for r in results.iter().filter(|r| r.skipped.is_none()) {
         let g = |k: &str| r.summary.get(k).copied();

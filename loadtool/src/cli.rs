@@ -77,6 +77,12 @@ pub struct Cli {
     #[arg(long, value_name = "S", default_value_t = 5.0)]
     pub rr_interval: f64,
 
+    /// Start each session with DESCRIBE instead of OPTIONS (RFC 2326 does
+    /// not require OPTIONS). A session is then DESCRIBE, SETUP per track,
+    /// PLAY, the definition of the setup-rate target; keep-alives are OPTIONS.
+    #[arg(long)]
+    pub no_options: bool,
+
     /// Also measure the CPU time of this process (the server) and report it
     /// per packet received.
     #[arg(long, value_name = "PID")]
@@ -188,6 +194,7 @@ impl Cli {
             rcvbuf: self.rcvbuf,
             coalesce: Duration::from_micros(self.coalesce_us.min(100_000)),
             rr_interval,
+            no_options: self.no_options,
             max_loss_pct: self.max_loss,
             server_pid: self.server_pid,
             churn,

@@ -40,6 +40,8 @@ pub struct RunConfig {
     pub coalesce: Duration,
     /// Mean RTCP receiver-report interval.
     pub rr_interval: Duration,
+    /// Sessions start with DESCRIBE (no OPTIONS).
+    pub no_options: bool,
     /// Highest loss that passes, percent.
     pub max_loss_pct: f64,
     /// Server process to measure CPU of.
@@ -172,6 +174,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
             timeout: cfg.timeout,
             coalesce: cfg.coalesce,
             rr_interval: cfg.rr_interval,
+            no_options: cfg.no_options,
             churn: cfg.churn,
             clients_total: cfg.clients,
         };

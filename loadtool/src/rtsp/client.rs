@@ -156,6 +156,18 @@ impl Client {
         self.request(Method::Options, &url, &[])
     }
 
+    /// Starts the session without OPTIONS: the DESCRIBE request (keep-alives
+    /// are then OPTIONS, as the server's methods are not known).
+    pub fn start_with_describe(&mut self) -> Vec<u8> {
+        self.phase = Phase::Describe;
+        let url = self.url.clone();
+        self.request(
+            Method::Describe,
+            &url,
+            &[(ACCEPT, "application/sdp".to_string())],
+        )
+    }
+
     /// A keep-alive request (GET_PARAMETER when the server's OPTIONS reply
     /// listed it, else OPTIONS), when playing and no keep-alive is pending.
     pub fn keepalive(&mut self) -> Option<Vec<u8>> {
@@ -422,6 +434,29 @@ m=audio 0 RTP/AVP 97\r\na=rtpmap:97 mpeg4-generic/44100/2\r\na=control:trackID=4
             "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Base: {base}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
             SDP.len()
         )
+    }
+
+    #[test]
+    fn session_without_options_starts_with_describe() {
+        let url = Url::parse("rtsp://127.0.0.1:8554/sample.mp4").unwrap();
+        let mut c = Client::new(url, Lower::Udp { rtp_port: 40000 });
+        let describe = c.start_with_describe();
+        assert_eq!(
+            request_line(&describe),
+            "DESCRIBE rtsp://127.0.0.1:8554/sample.mp4 RTSP/1.0"
+        );
+        assert_eq!(header(&describe, "CSeq").as_deref(), Some("1"));
+        assert_eq!(c.phase(), Phase::Describe);
+        let out = c
+            .on_response(&response(&describe_reply(
+                1,
+                "rtsp://127.0.0.1:8554/sample.mp4/",
+            )))
+            .unwrap();
+        let setup = out.send.unwrap();
+        assert!(
+            request_line(&setup).starts_with("SETUP rtsp://127.0.0.1:8554/sample.mp4/trackID=3 ")
+        );
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub struct WorkerConfig {
     pub coalesce: Duration,
     /// Mean interval between RTCP receiver reports.
     pub rr_interval: Duration,
+    /// Sessions start with DESCRIBE instead of OPTIONS.
+    pub no_options: bool,
     /// Churn mode: lifetimes and replacement of sessions.
     pub churn: Option<Churn>,
     /// `--clients` of the whole run (session numbers of replacements are

@@ -193,9 +193,13 @@ impl Worker {
         s.state = State::Setup;
         s.t_connect = Some(now);
         let mut client = Client::new(s.plan.url.clone(), lower);
-        let options = client.start();
+        let first = if self.config.no_options {
+            client.start_with_describe()
+        } else {
+            client.start()
+        };
         s.client = Some(client);
-        self.send(sid, &options, now);
+        self.send(sid, &first, now);
     }
 
     /// Opens the control connection (again).
