@@ -55,9 +55,31 @@ fn sh(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The hexadecimal CPU mask of `cpus` for `rps_cpus` (CPUs 0-63).
+fn rps_mask(cpus: &[usize]) -> Result<String> {
+    let mut mask = 0u64;
+    for &c in cpus {
+        if c >= 64 {
+            bail!("rps_cpus: CPU {c} is beyond the 64 this mask covers");
+        }
+        mask |= 1 << c;
+    }
+    if mask == 0 {
+        bail!("rps_cpus: no CPU");
+    }
+    Ok(format!("{mask:x}"))
+}
+
 impl Netns {
-    /// Creates namespace + veth pair + tbf on both ends.
-    pub fn create(rate_mbit: u64, burst_bytes: u64, limit_bytes: u64) -> Result<Netns> {
+    /// Creates namespace + veth pair + tbf on both ends; with `rps_cpus`,
+    /// the namespace end's receive processing is steered to those CPUs
+    /// (`/sys/class/net/IF/queues/rx-*/rps_cpus`).
+    pub fn create(
+        rate_mbit: u64,
+        burst_bytes: u64,
+        limit_bytes: u64,
+        rps_cpus: Option<&[usize]>,
+    ) -> Result<Netns> {
         let id = std::process::id();
         let name = format!("cbench{id}");
         let host_if = format!("cbh{}", id % 100_000);
@@ -117,6 +139,14 @@ impl Netns {
         let mut nsq = vec!["tc", "qdisc", "replace", "dev", &ns_if];
         nsq.extend_from_slice(&tbf);
         inns(&nsq)?;
+        if let Some(cpus) = rps_cpus {
+            let mask = rps_mask(cpus)?;
+            // `ip netns exec` mounts the namespace's own /sys.
+            let script = format!(
+                "for q in /sys/class/net/{ns_if}/queues/rx-*; do echo {mask} > $q/rps_cpus; done"
+            );
+            inns(&["sh", "-c", &script])?;
+        }
         Ok(ns)
     }
 
@@ -141,5 +171,18 @@ impl Drop for Netns {
             .args(["link", "del", &self.host_if])
             .stderr(std::process::Stdio::null())
             .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rps_mask_is_hex_of_the_cpu_bits() {
+        assert_eq!(rps_mask(&[1]).unwrap(), "2");
+        assert_eq!(rps_mask(&[0, 2, 3]).unwrap(), "d");
+        assert!(rps_mask(&[]).is_err());
+        assert!(rps_mask(&[64]).is_err());
     }
 }

@@ -164,7 +164,18 @@ pub fn run_scenario(opts: &RunOptions, original: &Scenario) -> Result<ScenarioRe
             let rate = scenario.network.rate_mbit.unwrap_or(1000);
             let burst = scenario.network.burst_bytes.unwrap_or(128 * 1024);
             let limit = scenario.network.limit_bytes.unwrap_or(2 * 1024 * 1024);
-            Some(Netns::create(rate, burst, limit).context("set up the veth link")?)
+            let rps = scenario.network.rps_cpus.as_deref().map(|c| {
+                let list = if c == "loadtool" {
+                    scenario.loadtool.cpus.as_str()
+                } else {
+                    c
+                };
+                procstat::parse_cpus(list)
+            });
+            Some(
+                Netns::create(rate, burst, limit, rps.as_deref())
+                    .context("set up the veth link")?,
+            )
         }
     };
 

@@ -93,6 +93,14 @@ pub struct NetworkSpec {
     /// tbf queue limit, bytes [default 2097152 = 16 ms at 1 Gbit/s].
     #[serde(default)]
     pub limit_bytes: Option<u64>,
+    /// Receive packet steering (RPS) of the namespace end of the veth pair
+    /// onto this CPU list (`taskset -c` syntax; veth only). Without it the
+    /// receiving half of every packet (IP, UDP, socket wake-up of the load
+    /// tool) runs in softirq on the engine's CPU, where the tbf watchdog
+    /// dequeues it; a real receiver does that work on its own host. `"loadtool"`
+    /// means the load tool's CPUs [default: none, the kernel's choice].
+    #[serde(default)]
+    pub rps_cpus: Option<String>,
 }
 
 /// Network mode.
