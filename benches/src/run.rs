@@ -442,6 +442,22 @@ fn floor_once(
     Ok(FloorMethod { send, receive })
 }
 
+/// A server started for a run, with its CPU sampler running.
+struct Started {
+    /// Kills the server when dropped.
+    guard: Guard,
+    /// Its log file.
+    server_log: PathBuf,
+    /// `rtsp://addr/<file>` of every media file of the scenario.
+    urls: Vec<String>,
+    /// Its process id.
+    pid: u32,
+    /// Samples its CPU (and the CPU sets') once a second.
+    sampler: Sampler,
+    /// The idle sample before the load starts.
+    baseline: procstat::Sample,
+}
+
 struct Runner<'a> {
     opts: &'a RunOptions,
     scenario: &'a Scenario,
@@ -522,14 +538,11 @@ impl Runner<'_> {
     }
 
     /// One server under `clients` sessions.
-    fn run_once(&self, server: Server, clients: u64) -> Result<RunResult> {
+    /// Starts the server for `clients` sessions, DESCRIBEs every file (so
+    /// schedules are compiled before the load), starts the 1 s CPU sampler
+    /// and takes its idle baseline after 1.2 s.
+    pub(super) fn start_measured(&self, server: Server, clients: u64) -> Result<Started> {
         let s = self.scenario;
-        log(format!(
-            "{}: {} x{clients} ({})",
-            s.name,
-            server.name(),
-            s.load.transport
-        ));
         let (guard, addr, server_log) = self.start_server(server, clients)?;
         let urls: Vec<String> = self
             .media
@@ -553,6 +566,32 @@ impl Runner<'_> {
         let baseline = sampler
             .mark(pid)
             .ok_or_else(|| anyhow!("{} exited", server.name()))?;
+        Ok(Started {
+            guard,
+            server_log,
+            urls,
+            pid,
+            sampler,
+            baseline,
+        })
+    }
+
+    fn run_once(&self, server: Server, clients: u64) -> Result<RunResult> {
+        let s = self.scenario;
+        log(format!(
+            "{}: {} x{clients} ({})",
+            s.name,
+            server.name(),
+            s.load.transport
+        ));
+        let Started {
+            guard,
+            server_log,
+            urls,
+            pid,
+            sampler,
+            baseline,
+        } = self.start_measured(server, clients)?;
 
         let json = self
             .log_path(server, clients, "loadtool")?

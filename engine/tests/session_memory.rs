@@ -12,10 +12,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use cadence_engine::catalog::{Catalog, FsCatalog};
-use cadence_engine::endpoint::{request_ctx, Dispatch, Endpoint, EndpointConfig};
+use cadence_engine::endpoint::{request_ctx, Endpoint, EndpointConfig};
 use cadence_engine::pipeline::Pipeline;
 use cadence_engine::session::ConnId;
-use rtsp_types::{headers, HeaderName, Method, Request, StatusCode, Version};
+
+mod endpoint_session;
+use endpoint_session::{play_sample, Play};
 
 struct Counting;
 
@@ -70,33 +72,9 @@ fn histogram() -> Vec<i64> {
 /// What VLC sends (the most common player in the access logs).
 const USER_AGENT: &str = "LibVLC/3.0.20 (LIVE555 Streaming Media v2023.11.07)";
 
-fn request(
-    method: Method,
-    url: &str,
-    cseq: u32,
-    extra: &[(&'static str, String)],
-) -> Request<Vec<u8>> {
-    let mut b = Request::builder(method, Version::V1_0)
-        .request_uri(url::Url::parse(url).expect("url"))
-        .header(headers::CSEQ, cseq.to_string())
-        .header(headers::USER_AGENT, USER_AGENT);
-    for (k, v) in extra {
-        b = b.header(HeaderName::from_static_str(k).expect("header"), v.as_str());
-    }
-    b.build(Vec::new())
-}
-
-fn respond(d: Dispatch) -> rtsp_types::Response<Vec<u8>> {
-    match d {
-        Dispatch::Respond { response, .. } => response,
-        other => panic!("expected a response: {other:?}"),
-    }
-}
-
 /// Plays session `i` (DESCRIBE, SETUP of both tracks, PLAY) on its own
 /// connection at shard clock `now_us`.
 fn play_one(endpoint: &mut Endpoint, i: u32, now_us: u64) {
-    let base = "rtsp://127.0.0.1:8554/sample.mp4";
     let ctx = request_ctx(
         ConnId {
             index: i,
@@ -108,62 +86,16 @@ fn play_one(endpoint: &mut Endpoint, i: u32, now_us: u64) {
         1_700_000_000_000_000 + now_us,
         false,
     );
-    let r = respond(endpoint.handle(
+    play_sample(
+        endpoint,
         &ctx,
-        request(
-            Method::Describe,
-            base,
-            1,
-            &[("Accept", "application/sdp".into())],
-        ),
-    ));
-    assert_eq!(r.status(), StatusCode::Ok);
-    let transport = (
-        "Transport",
-        format!(
-            "RTP/AVP;unicast;client_port={}-{}",
-            20000 + 2 * (i % 100),
-            20001 + 2 * (i % 100)
-        ),
+        Play {
+            i,
+            describe: true,
+            every: &[("User-Agent", USER_AGENT.into())],
+            play: vec![("Range", "npt=0.000-".into())],
+        },
     );
-    let r = respond(endpoint.handle(
-        &ctx,
-        request(
-            Method::Setup,
-            &format!("{base}/trackID=3"),
-            2,
-            std::slice::from_ref(&transport),
-        ),
-    ));
-    assert_eq!(r.status(), StatusCode::Ok);
-    let session = r
-        .header(&headers::SESSION)
-        .expect("session")
-        .as_str()
-        .split(';')
-        .next()
-        .expect("id")
-        .to_string();
-    let r = respond(endpoint.handle(
-        &ctx,
-        request(
-            Method::Setup,
-            &format!("{base}/trackID=4"),
-            3,
-            &[transport, ("Session", session.clone())],
-        ),
-    ));
-    assert_eq!(r.status(), StatusCode::Ok);
-    let r = respond(endpoint.handle(
-        &ctx,
-        request(
-            Method::Play,
-            base,
-            4,
-            &[("Session", session), ("Range", "npt=0.000-".into())],
-        ),
-    ));
-    assert_eq!(r.status(), StatusCode::Ok);
 }
 
 /// Live heap bytes per session, and the allocations (size → count per

@@ -9,12 +9,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use cadence_engine::catalog::FsCatalog;
-use cadence_engine::endpoint::{request_ctx, Dispatch, Endpoint, EndpointConfig};
+use cadence_engine::endpoint::{request_ctx, Endpoint, EndpointConfig};
 use cadence_engine::pacer::{OutPacket, PacketSink};
 use cadence_engine::pipeline::Pipeline;
 use cadence_engine::session::{ConnId, TrackTransport};
 use cadence_engine::shard::slots::{segment_iovecs, SlotPool};
-use rtsp_types::{headers, HeaderName, Method, Request, Version};
+
+mod endpoint_session;
+use endpoint_session::{play_sample, Play};
 
 struct Counting;
 
@@ -74,28 +76,6 @@ impl PacketSink for SlotSink {
     }
 }
 
-fn request(
-    method: Method,
-    url: &str,
-    cseq: u32,
-    extra: &[(&'static str, String)],
-) -> Request<Vec<u8>> {
-    let mut b = Request::builder(method, Version::V1_0)
-        .request_uri(url::Url::parse(url).expect("url"))
-        .header(headers::CSEQ, cseq.to_string());
-    for (k, v) in extra {
-        b = b.header(HeaderName::from_static_str(k).expect("header"), v.as_str());
-    }
-    b.build(Vec::new())
-}
-
-fn respond(d: Dispatch) -> rtsp_types::Response<Vec<u8>> {
-    match d {
-        Dispatch::Respond { response, .. } => response,
-        other => panic!("expected a response: {other:?}"),
-    }
-}
-
 /// An endpoint over the bundled sample with `sessions` sessions of both
 /// tracks, session `i` played with the extra PLAY headers `play(i)`.
 fn playing_endpoint(sessions: u32, play: impl Fn(u32) -> Vec<(&'static str, String)>) -> Endpoint {
@@ -106,7 +86,7 @@ fn playing_endpoint(sessions: u32, play: impl Fn(u32) -> Vec<(&'static str, Stri
     let mut endpoint = Endpoint::new(
         EndpointConfig {
             tick_us: 1000,
-            // The shard's default send-ahead, so that its path (the wheel's
+            // A send-ahead (off by default), so that its path (the wheel's
             // take_ahead and overdue list) is covered too.
             send_ahead_us: 2_000,
             ..EndpointConfig::default()
@@ -116,7 +96,6 @@ fn playing_endpoint(sessions: u32, play: impl Fn(u32) -> Vec<(&'static str, Stri
         1,
         0,
     );
-    let base = "rtsp://127.0.0.1:8554/sample.mp4";
     for i in 0..sessions {
         let ctx = request_ctx(
             ConnId {
@@ -129,44 +108,16 @@ fn playing_endpoint(sessions: u32, play: impl Fn(u32) -> Vec<(&'static str, Stri
             0,
             false,
         );
-        let transport = (
-            "Transport",
-            format!(
-                "RTP/AVP;unicast;client_port={}-{}",
-                20000 + 2 * (i % 100),
-                20001 + 2 * (i % 100)
-            ),
+        play_sample(
+            &mut endpoint,
+            &ctx,
+            Play {
+                i,
+                describe: false,
+                every: &[],
+                play: play(i),
+            },
         );
-        let r = respond(endpoint.handle(
-            &ctx,
-            request(
-                Method::Setup,
-                &format!("{base}/trackID=3"),
-                1,
-                std::slice::from_ref(&transport),
-            ),
-        ));
-        let session = r
-            .header(&headers::SESSION)
-            .expect("session")
-            .as_str()
-            .split(';')
-            .next()
-            .expect("id")
-            .to_string();
-        respond(endpoint.handle(
-            &ctx,
-            request(
-                Method::Setup,
-                &format!("{base}/trackID=4"),
-                2,
-                &[transport, ("Session", session.clone())],
-            ),
-        ));
-        let mut extra = play(i);
-        extra.push(("Session", session));
-        let r = respond(endpoint.handle(&ctx, request(Method::Play, base, 3, &extra)));
-        assert_eq!(r.status(), rtsp_types::StatusCode::Ok);
     }
     endpoint
 }

@@ -12,10 +12,10 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 
-use super::{log, metric, metrics, num, read_report, Runner, Server};
-use crate::procs::{self, Guard};
+use super::{log, metric, metrics, num, read_report, Runner, Server, Started};
+use crate::procs::Guard;
 use crate::procstat::{self, Sampler};
 use crate::results::{Metrics, RunResult, ScenarioResult, Window};
 
@@ -78,27 +78,14 @@ impl Runner<'_> {
             "{}: {base} sessions at {}/s, then {crowd} joining at {}/s",
             s.name, fc.base_ramp, fc.crowd_ramp
         ));
-        let (guard, addr, server_log) = self.start_server(Server::Cadence, base + crowd)?;
-        let urls: Vec<String> = self
-            .media
-            .iter()
-            .map(|m| format!("rtsp://{addr}/{}", m.name))
-            .collect();
-        for u in &urls {
-            let code = procs::describe(addr, u)?;
-            if code != 200 {
-                bail!("DESCRIBE {u} answered {code}");
-            }
-        }
-        let pid = guard.pid();
-        let sampler = Sampler::start(
+        let Started {
+            guard,
+            server_log,
+            urls,
             pid,
-            Duration::from_secs(1),
-            procstat::parse_cpus(&s.engine.cpus),
-            procstat::parse_cpus(&s.loadtool.cpus),
-        );
-        std::thread::sleep(Duration::from_millis(1200));
-        let baseline = sampler.mark(pid).ok_or_else(|| anyhow!("cadence exited"))?;
+            sampler,
+            baseline,
+        } = self.start_measured(Server::Cadence, base + crowd)?;
         let now_s = |sampler: &Sampler| sampler.started.elapsed().as_secs_f64();
 
         // Base cohort: its window is ended by the runner (SIGTERM) once the
