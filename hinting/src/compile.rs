@@ -673,7 +673,11 @@ fn add_constructor(
             }
             let bpb = u64::from(bytes_per_block.max(1));
             let spb = u64::from(samples_per_block.max(1));
-            let compressed = bpb != 1 || spb != 1 || info.size == 1;
+            // QuickTime sound declares a constant 'stsz' size of 1 (one
+            // byte per sample unit) and locates bytes by the block formula;
+            // a track with a size table whose sample happens to be 1 byte
+            // long is read like any other.
+            let compressed = bpb != 1 || spb != 1 || t.samples.constant_size() == Some(1);
             if !compressed {
                 check_within(
                     offset,
@@ -946,6 +950,71 @@ mod tests {
             chunk_offsets: None,
             udta: None,
         }
+    }
+
+    fn sample_constructor(sample_number: u32, length: u16) -> Constructor<'static> {
+        Constructor::Sample {
+            track_ref_index: 0,
+            length,
+            sample_number,
+            offset: 0,
+            bytes_per_block: 1,
+            samples_per_block: 1,
+        }
+    }
+
+    #[test]
+    fn a_one_byte_sample_is_read_where_the_size_table_puts_it() {
+        // Samples of 5, 1, 4 bytes in one chunk at 100: sample 2 is byte 105.
+        let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let mut media = track_with_edits(Vec::new());
+        media.samples = crate::mp4::tables::tests::table(
+            &[0, 3, 5, 1, 4],
+            &[1, 100],
+            &[1, 1, 3, 1],
+            &[1, 3, 10],
+            None,
+        )
+        .unwrap();
+        let hint = track_with_edits(Vec::new());
+        let refs = Refs {
+            hint: &hint,
+            media: vec![Some(&media)],
+        };
+        let budget = Budget::default();
+        let mut meter = Meter::new(&budget, data.len() as u64);
+        let mut b = builder(&data, &mut meter);
+        add_constructor(&mut b, &refs, sample_constructor(2, 1), AT).unwrap();
+        add_constructor(&mut b, &refs, sample_constructor(3, 4), AT).unwrap();
+        b.finish(0, 0, 96, 0, AT).unwrap();
+        assert_eq!(packet_bytes(&b, 0), data[105..110]);
+    }
+
+    #[test]
+    fn constant_size_one_reads_by_blocks_across_chunks() {
+        // QuickTime sound: 'stsz' size 1, chunks of 4 samples at 100 and 300.
+        let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let mut media = track_with_edits(Vec::new());
+        media.samples = crate::mp4::tables::tests::table(
+            &[1, 8],
+            &[2, 100, 300],
+            &[1, 1, 4, 1],
+            &[1, 8, 1],
+            None,
+        )
+        .unwrap();
+        let hint = track_with_edits(Vec::new());
+        let refs = Refs {
+            hint: &hint,
+            media: vec![Some(&media)],
+        };
+        let budget = Budget::default();
+        let mut meter = Meter::new(&budget, data.len() as u64);
+        let mut b = builder(&data, &mut meter);
+        add_constructor(&mut b, &refs, sample_constructor(3, 4), AT).unwrap();
+        b.finish(0, 0, 96, 0, AT).unwrap();
+        let want: Vec<u8> = [&data[102..104], &data[300..302]].concat();
+        assert_eq!(packet_bytes(&b, 0), want);
     }
 
     #[test]

@@ -763,7 +763,7 @@ impl Iterator for SampleIter<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn fb(entries: &[u32]) -> Vec<u8> {
@@ -774,7 +774,8 @@ mod tests {
         v
     }
 
-    fn table(
+    /// A table from the entries of each box (version/flags added).
+    pub(crate) fn table(
         stsz: &[u32],
         stco: &[u32],
         stsc: &[u32],
