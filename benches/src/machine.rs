@@ -28,6 +28,52 @@ pub struct Machine {
     pub rmem_max: u64,
     /// net.core.netdev_max_backlog, packets.
     pub netdev_max_backlog: u64,
+    /// The cpuidle driver (/sys/devices/system/cpu/cpuidle/current_driver):
+    /// `haltpoll` in a KVM guest, `intel_idle`/`acpi_idle` on bare metal.
+    #[serde(default)]
+    pub cpuidle_driver: String,
+    /// KVM guest halt polling, ns (/sys/module/haltpoll/parameters/
+    /// guest_halt_poll_ns): how long an idle vCPU polls before it halts.
+    /// `None` where the module is absent. With 0 every idle gap halts the
+    /// vCPU and the hypervisor's wake-up adds to the shard's lateness
+    /// (results/haltpoll-0.2.0/).
+    #[serde(default)]
+    pub guest_halt_poll_ns: Option<u64>,
+}
+
+/// The KVM guest halt-polling limit (cpuidle-haltpoll), ns.
+const HALT_POLL_NS: &str = "/sys/module/haltpoll/parameters/guest_halt_poll_ns";
+
+/// The current guest halt-polling limit, ns (`None`: no haltpoll module).
+pub fn guest_halt_poll_ns() -> Option<u64> {
+    read(HALT_POLL_NS).trim().parse().ok()
+}
+
+/// A halt-polling limit set for the duration of a run; the previous value
+/// is written back on drop.
+pub struct HaltPollGuard {
+    previous: u64,
+}
+
+impl HaltPollGuard {
+    /// Sets the guest halt-polling limit to `ns`. Errors: no haltpoll module
+    /// (not a KVM guest with cpuidle-haltpoll), or not root.
+    pub fn set(ns: u64) -> anyhow::Result<HaltPollGuard> {
+        let previous = guest_halt_poll_ns().ok_or_else(|| {
+            anyhow::anyhow!("{HALT_POLL_NS} is missing: not a KVM guest with cpuidle-haltpoll")
+        })?;
+        std::fs::write(HALT_POLL_NS, ns.to_string())
+            .map_err(|e| anyhow::anyhow!("writing {HALT_POLL_NS}: {e} (needs root)"))?;
+        Ok(HaltPollGuard { previous })
+    }
+}
+
+impl Drop for HaltPollGuard {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::write(HALT_POLL_NS, self.previous.to_string()) {
+            eprintln!("cadence-bench: could not restore {HALT_POLL_NS}: {e}");
+        }
+    }
 }
 
 /// The build.
@@ -96,6 +142,10 @@ impl Machine {
             wmem_max: sysctl("net.core.wmem_max"),
             rmem_max: sysctl("net.core.rmem_max"),
             netdev_max_backlog: sysctl("net.core.netdev_max_backlog"),
+            cpuidle_driver: read("/sys/devices/system/cpu/cpuidle/current_driver")
+                .trim()
+                .to_string(),
+            guest_halt_poll_ns: guest_halt_poll_ns(),
         }
     }
 }

@@ -56,6 +56,13 @@ enum Cmd {
         /// instead of the scenario's `[loadtool] cpus`.
         #[arg(long)]
         loadtool_cpus: Option<String>,
+        /// KVM guests: the cpuidle-haltpoll limit, ns, set for the whole run
+        /// and restored after (needs root). 0 halts an idle vCPU at once;
+        /// 1000000 polls up to 1 ms first, so a shard's next tick does not
+        /// wait for the hypervisor to wake the vCPU. Recorded in each
+        /// result's `machine.guest_halt_poll_ns`.
+        #[arg(long)]
+        guest_halt_poll_ns: Option<u64>,
         /// Scenario files.
         scenarios: Vec<PathBuf>,
     },
@@ -152,9 +159,13 @@ fn real_main() -> Result<ExitCode> {
             media_dir,
             engine_cpus,
             loadtool_cpus,
+            guest_halt_poll_ns,
             scenarios,
         } => {
             let programs = Programs::locate(engine, loadtool)?;
+            let _halt_poll = guest_halt_poll_ns
+                .map(cadence_benches::machine::HaltPollGuard::set)
+                .transpose()?;
             let files = scenario_files(scenarios)?;
             let mut loaded: Vec<Scenario> = files
                 .iter()

@@ -511,6 +511,46 @@ fn check_cpus(config: &Config) -> Check {
     }
 }
 
+/// Recommended KVM guest halt polling, ns: longer than the idle gap between
+/// two pacer ticks (500 µs by default), so a vCPU that goes idle between
+/// ticks polls instead of halting.
+const HALT_POLL_RECOMMENDED_NS: u64 = 1_000_000;
+
+/// cpuidle-haltpoll (KVM guests): with `guest_halt_poll_ns` 0 an idle vCPU
+/// halts at once, and the hypervisor wakes it for the next tick late (1 to
+/// 15 ms measured on a 2-vCPU guest: results/haltpoll-0.2.0/).
+fn check_halt_poll() -> Check {
+    let name = "haltpoll.guest_halt_poll_ns";
+    let driver = std::fs::read_to_string("/sys/devices/system/cpu/cpuidle/current_driver")
+        .unwrap_or_default();
+    let poll = std::fs::read_to_string("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let recommended = format!(
+        "{} in a KVM guest (tuning/tmpfiles.d)",
+        group(HALT_POLL_RECOMMENDED_NS)
+    );
+    match poll {
+        Some(ns) if driver.trim() == "haltpoll" => Check {
+            name,
+            current: group(ns),
+            recommended,
+            status: at_least(ns, HALT_POLL_RECOMMENDED_NS),
+            caps: format!(
+                "the wake-up of an idle shard: a vCPU idle for more than {} µs halts, and the hypervisor may wake it for the next tick milliseconds late (packets go late at any load)",
+                ns / 1000
+            ),
+        },
+        _ => Check {
+            name,
+            current: format!("not in use (cpuidle driver {:?})", driver.trim()),
+            recommended,
+            status: Status::Info,
+            caps: "nothing here: not a KVM guest with cpuidle-haltpoll".into(),
+        },
+    }
+}
+
 /// Every check for `config`. `probe_uring` creates a small io_uring to prove
 /// the kernel allows it (the server does the same at start).
 pub fn checks(config: &Config, probe_uring: bool) -> Vec<Check> {
@@ -528,6 +568,7 @@ pub fn checks(config: &Config, probe_uring: bool) -> Vec<Check> {
         check_somaxconn(),
         check_udp_mem(),
         check_port_range(),
+        check_halt_poll(),
     ]
 }
 
@@ -651,6 +692,7 @@ mod tests {
             "net.core.somaxconn",
             "net.ipv4.udp_mem",
             "net.ipv4.ip_local_port_range",
+            "haltpoll.guest_halt_poll_ns",
         ] {
             assert!(
                 names.contains(&expected),

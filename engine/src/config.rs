@@ -106,6 +106,11 @@ pub struct ServeArgs {
     /// benchmark on a quiet host shows it wins; 500 is the value to try].
     #[arg(long)]
     pub submit_budget_us: Option<u64>,
+    /// Longest run of control work (accepts, RTSP requests, RTCP) in one
+    /// shard loop turn before the due RTP packets are sent, µs (0..=100000;
+    /// 0: a turn handles every ready completion first) [default: 500].
+    #[arg(long)]
+    pub control_slice_us: Option<u64>,
     /// When at a limit, answer DESCRIBE with 302 to these peers in turn
     /// (`rtsp://host:port`, repeatable).
     #[arg(long)]
@@ -204,6 +209,8 @@ pub struct FileConfig {
     pub send_ahead_ms: Option<u64>,
     /// See `--submit-budget-us`.
     pub submit_budget_us: Option<u64>,
+    /// See `--control-slice-us`.
+    pub control_slice_us: Option<u64>,
     /// See `--request-timeout`.
     pub request_timeout: Option<u64>,
     /// See `--idle-timeout`.
@@ -398,6 +405,15 @@ impl Config {
                 "submit_budget_us must be 0..=100000, got {submit_budget_us}"
             )));
         }
+        let control_slice_us = args
+            .control_slice_us
+            .or(file.control_slice_us)
+            .unwrap_or(defaults.control_slice_us);
+        if control_slice_us > 100_000 {
+            return Err(ConfigError::Invalid(format!(
+                "control_slice_us must be 0..=100000, got {control_slice_us}"
+            )));
+        }
         let session_timeout_s = args
             .session_timeout
             .or(file.session_timeout)
@@ -542,6 +558,7 @@ impl Config {
                 tick_us,
                 send_ahead_us: send_ahead_ms * 1000,
                 submit_budget_us,
+                control_slice_us,
                 session_timeout_s,
                 tcp_backlog_bytes: args
                     .tcp_backlog

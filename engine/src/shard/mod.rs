@@ -67,6 +67,9 @@ pub struct ShardConfig {
     /// Work budget of one submitting io_uring_enter, µs (0: a whole tick's
     /// batch in one call).
     pub submit_budget_us: u64,
+    /// Longest run of control work in one loop turn before the pacer
+    /// runs, µs (0: every ready completion first); see `Shard::reap`.
+    pub control_slice_us: u64,
     /// Session timeout, seconds.
     pub session_timeout_s: u64,
     /// TCP interleaved backlog limit per connection, bytes; a client whose
@@ -107,6 +110,7 @@ impl Default for ShardConfig {
             tick_us: 500,
             send_ahead_us: 0,
             submit_budget_us: 0,
+            control_slice_us: DEFAULT_CONTROL_SLICE_US,
             session_timeout_s: 60,
             tcp_backlog_bytes: 4 << 20,
             send_slots: 8192,
@@ -400,6 +404,14 @@ fn unix_now_us() -> u64 {
 /// Longest sleep in one wait, µs (the loop wakes at least this often).
 const MAX_WAIT_US: u64 = 1_000_000;
 
+/// Default of [`ShardConfig::control_slice_us`]: the longest run of control
+/// work (accepting, RTSP requests and responses, RTCP) in one loop turn
+/// before the pacer runs, µs. A burst of setups (a
+/// flash crowd's DESCRIBE/SETUP/PLAY at ~70 µs each) would otherwise hold
+/// the playing sessions' packets until the whole completion batch is
+/// handled; past this slice the due packets are sent and submitted first.
+pub const DEFAULT_CONTROL_SLICE_US: u64 = 500;
+
 impl Shard {
     /// Builds a shard from its parts. Creates the io_uring here (call on the
     /// shard's own thread).
@@ -527,6 +539,8 @@ impl Shard {
                 self.stop();
                 return;
             }
+            // Control work above took time: pace against a fresh clock.
+            let now = self.now();
             self.pace(now);
             let unix = unix_now_us();
             let events = self.endpoint.poll_timers(now, unix);
@@ -590,10 +604,27 @@ impl Shard {
         }
     }
 
+    /// Handles the ready completions. Control work (everything but send
+    /// slots) is timed: once it has run `control_slice_us` since the turn
+    /// began or the pacer last ran, the pacer runs and its sends are
+    /// submitted before the next completion is handled.
     fn reap(&mut self, now: u64) {
         let cqes = self.driver.reap();
+        let mut slice_start = now;
+        let slice_us = self.config.control_slice_us;
         for &(data, res, flags) in &cqes {
-            match Op::decode(data) {
+            let op = Op::decode(data);
+            if slice_us > 0 && !matches!(op, Some(Op::Slot(_)) | None) {
+                let t = self.now();
+                if t.saturating_sub(slice_start) >= slice_us {
+                    self.stats.control_slices += 1;
+                    self.pace(t);
+                    self.flush_dirty();
+                    self.driver.submit();
+                    slice_start = t;
+                }
+            }
+            match op {
                 Some(Op::Slot(index)) => {
                     self.slots.release(index);
                     if res < 0 {

@@ -52,6 +52,9 @@ pub struct ShardStats {
     pub idle_closed: u64,
     /// Tunnel POSTs joined to their GET.
     pub tunnels: u64,
+    /// Times a loop turn's control work (accepts, requests, writes, RTCP)
+    /// ran past `control_slice_us` and the pacer ran in between.
+    pub control_slices: u64,
 }
 
 impl ShardStats {
@@ -115,6 +118,7 @@ impl ShardStats {
                 request_timeouts = self.request_timeouts,
                 idle_closed = self.idle_closed,
                 tunnels = self.tunnels,
+                control_slices = self.control_slices,
                 "shard stats"
             );
         }
