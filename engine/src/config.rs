@@ -108,7 +108,8 @@ pub struct ServeArgs {
     pub submit_budget_us: Option<u64>,
     /// Longest run of control work (accepts, RTSP requests, RTCP) in one
     /// shard loop turn before the due RTP packets are sent, µs (0..=100000;
-    /// 0: a turn handles every ready completion first) [default: 500].
+    /// 0: a turn handles every ready completion first) [default: 0, off
+    /// until a benchmark shows it wins; 500 is the value to try].
     #[arg(long)]
     pub control_slice_us: Option<u64>,
     /// When at a limit, answer DESCRIBE with 302 to these peers in turn

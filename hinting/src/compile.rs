@@ -963,19 +963,14 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_one_byte_sample_is_read_where_the_size_table_puts_it() {
-        // Samples of 5, 1, 4 bytes in one chunk at 100: sample 2 is byte 105.
-        let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    /// The payload of one packet made of sample constructors `(sample
+    /// number, length)` (offset 0, 1 byte per block) naming a media track
+    /// with sample table `table` (the raw box entries of
+    /// `mp4::tables::tests::table`: stsz, stco, stsc, stts) over `data`.
+    fn sample_payload(data: &[u8], table: [&[u32]; 4], constructors: &[(u32, u16)]) -> Vec<u8> {
         let mut media = track_with_edits(Vec::new());
-        media.samples = crate::mp4::tables::tests::table(
-            &[0, 3, 5, 1, 4],
-            &[1, 100],
-            &[1, 1, 3, 1],
-            &[1, 3, 10],
-            None,
-        )
-        .unwrap();
+        let [stsz, stco, stsc, stts] = table;
+        media.samples = crate::mp4::tables::tests::table(stsz, stco, stsc, stts, None).unwrap();
         let hint = track_with_edits(Vec::new());
         let refs = Refs {
             hint: &hint,
@@ -983,38 +978,32 @@ mod tests {
         };
         let budget = Budget::default();
         let mut meter = Meter::new(&budget, data.len() as u64);
-        let mut b = builder(&data, &mut meter);
-        add_constructor(&mut b, &refs, sample_constructor(2, 1), AT).unwrap();
-        add_constructor(&mut b, &refs, sample_constructor(3, 4), AT).unwrap();
+        let mut b = builder(data, &mut meter);
+        for &(sample, len) in constructors {
+            add_constructor(&mut b, &refs, sample_constructor(sample, len), AT).unwrap();
+        }
         b.finish(0, 0, 96, 0, AT).unwrap();
-        assert_eq!(packet_bytes(&b, 0), data[105..110]);
+        packet_bytes(&b, 0)
+    }
+
+    #[test]
+    fn a_one_byte_sample_is_read_where_the_size_table_puts_it() {
+        // Samples of 5, 1, 4 bytes in one chunk at 100: sample 2 is byte 105.
+        let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let table: [&[u32]; 4] = [&[0, 3, 5, 1, 4], &[1, 100], &[1, 1, 3, 1], &[1, 3, 10]];
+        assert_eq!(
+            sample_payload(&data, table, &[(2, 1), (3, 4)]),
+            data[105..110]
+        );
     }
 
     #[test]
     fn constant_size_one_reads_by_blocks_across_chunks() {
         // QuickTime sound: 'stsz' size 1, chunks of 4 samples at 100 and 300.
         let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
-        let mut media = track_with_edits(Vec::new());
-        media.samples = crate::mp4::tables::tests::table(
-            &[1, 8],
-            &[2, 100, 300],
-            &[1, 1, 4, 1],
-            &[1, 8, 1],
-            None,
-        )
-        .unwrap();
-        let hint = track_with_edits(Vec::new());
-        let refs = Refs {
-            hint: &hint,
-            media: vec![Some(&media)],
-        };
-        let budget = Budget::default();
-        let mut meter = Meter::new(&budget, data.len() as u64);
-        let mut b = builder(&data, &mut meter);
-        add_constructor(&mut b, &refs, sample_constructor(3, 4), AT).unwrap();
-        b.finish(0, 0, 96, 0, AT).unwrap();
+        let table: [&[u32]; 4] = [&[1, 8], &[2, 100, 300], &[1, 1, 4, 1], &[1, 8, 1]];
         let want: Vec<u8> = [&data[102..104], &data[300..302]].concat();
-        assert_eq!(packet_bytes(&b, 0), want);
+        assert_eq!(sample_payload(&data, table, &[(3, 4)]), want);
     }
 
     #[test]
