@@ -46,9 +46,16 @@ fn run(transport: &str, seed: &str) -> (serde_json::Value, u64, u64, u64) {
     ]);
     assert!(status.success(), "exit status {status}");
     assert!(stdout.contains("churn"), "{stdout}");
-    // Let the server threads see the last closes.
-    std::thread::sleep(Duration::from_millis(300));
+    // Let the server threads see the last closes: every session the server
+    // set up ends in a TEARDOWN or a close (up to 10 s on a loaded machine).
     let c = &server.counts;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while c.teardowns.load(Ordering::SeqCst) + c.closed_without_teardown.load(Ordering::SeqCst)
+        < c.sessions.load(Ordering::SeqCst)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     (
         report,
         c.sessions.load(Ordering::SeqCst),

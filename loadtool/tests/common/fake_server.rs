@@ -468,6 +468,13 @@ fn serve(conn: TcpStream, behaviour: Behaviour, stop: Arc<AtomicBool>, counts: A
             counts.sessions.fetch_add(1, Ordering::SeqCst);
         }
         if !c.send_due() {
+            // Over TCP a client that closed its connection may show up as a
+            // failed interleaved write before the read sees the EOF.
+            if c.set_up && !c.torn_down {
+                counts
+                    .closed_without_teardown
+                    .fetch_add(1, Ordering::SeqCst);
+            }
             return;
         }
         let n = match c.conn.read(&mut chunk) {
