@@ -496,7 +496,16 @@ fn serve(conn: TcpStream, behaviour: Behaviour, stop: Arc<AtomicBool>, counts: A
                 std::thread::sleep(c.wait());
                 continue;
             }
-            Err(_) => return,
+            Err(_) => {
+                // A client that closes with interleaved data unread resets
+                // the connection (ECONNRESET) instead of sending FIN.
+                if c.set_up && !c.torn_down {
+                    counts
+                        .closed_without_teardown
+                        .fetch_add(1, Ordering::SeqCst);
+                }
+                return;
+            }
         };
         buf.extend_from_slice(&chunk[..n]);
         loop {
