@@ -242,8 +242,10 @@ fn interleaved_rr(channel: u8, ssrc: u32) -> Vec<u8> {
 /// outlives `--session-timeout` (openRTSP's `-T` session was dropped at the
 /// timeout before).
 #[test]
-fn receiver_reports_on_the_get_connection_keep_the_session_alive() {
-    let s = server(&["--session-timeout", "2"]);
+fn receiver_reports_on_the_get_connection_keep_the_session_and_its_silent_post_alive() {
+    // The POST carries nothing after PLAY for three idle timeouts: it must
+    // not be closed as idle while its GET holds a playing session.
+    let s = server(&["--session-timeout", "2", "--idle-timeout", "2"]);
     let cookie = "Live555StyleRtcpOnGet";
     let mut g = get(s.addr(), cookie);
     let head = read_until(&mut g, "\r\n\r\n");
@@ -350,6 +352,21 @@ fn receiver_reports_on_the_get_connection_keep_the_session_alive() {
     assert!(
         !s.log_text().contains("reason=\"timeout\""),
         "the session timed out\n{}",
+        s.log_tail(20)
+    );
+    // The same POST, silent for 6 s, still carries the TEARDOWN.
+    p.write_all(
+        b64(&format!(
+            "TEARDOWN {url} RTSP/1.0\r\nCSeq: 6\r\nSession: {session}\r\n\r\n"
+        ))
+        .as_bytes(),
+    )
+    .expect("TEARDOWN on the silent POST");
+    let reply = read_until(&mut g, "CSeq: 6");
+    assert!(
+        reply.contains("RTSP/1.0 200 Ok\r\nCSeq: 6\r\n"),
+        "no 200 to the TEARDOWN on the POST ({} bytes read)\n{}",
+        reply.len(),
         s.log_tail(20)
     );
 }

@@ -230,6 +230,18 @@ impl Conn {
         self.request_deadline_us
     }
 
+    /// The connection whose RTSP sessions this one (`id`) serves: the GET
+    /// half for a tunnel's POST, whose requests are answered there, else `id`
+    /// itself. A POST can be silent for minutes while its session plays
+    /// (live555 sends its receiver reports on the GET), so the idle sweep and
+    /// descriptor shedding must ask about the GET's sessions.
+    pub fn session_conn(&self, id: ConnId) -> ConnId {
+        match &self.role {
+            Role::TunnelPost { get, .. } => *get,
+            _ => id,
+        }
+    }
+
     /// Records input at `now_us`.
     pub fn input_at(&mut self, now_us: u64) {
         self.last_input_us = now_us;

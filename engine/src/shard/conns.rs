@@ -124,7 +124,8 @@ impl ConnTable {
 
     /// The connections to end at `now_us`: those past their request
     /// deadline, and those holding no session (`has_session`) idle for more
-    /// than `idle_timeout_us`. Appends to `out`.
+    /// than `idle_timeout_us` (a tunnel POST counts its GET's sessions).
+    /// Appends to `out`.
     pub fn expired(
         &self,
         now_us: u64,
@@ -143,7 +144,8 @@ impl ConnTable {
             };
             if c.request_deadline_us().is_some_and(|d| now_us >= d) {
                 out.push((id, Expiry::RequestTimeout));
-            } else if now_us.saturating_sub(c.last_input_us()) > idle_timeout_us && !has_session(id)
+            } else if now_us.saturating_sub(c.last_input_us()) > idle_timeout_us
+                && !has_session(c.session_conn(id))
             {
                 out.push((id, Expiry::Idle));
             }
@@ -161,16 +163,13 @@ impl ConnTable {
             .slab
             .iter()
             .filter(|(_, c)| !c.is_closing())
-            .map(|(k, c)| {
-                (
-                    c.accepted_us(),
-                    ConnId {
-                        index: k as u32,
-                        generation: c.generation(),
-                    },
-                )
+            .filter_map(|(k, c)| {
+                let id = ConnId {
+                    index: k as u32,
+                    generation: c.generation(),
+                };
+                (!has_session(c.session_conn(id))).then_some((c.accepted_us(), id))
             })
-            .filter(|(_, id)| !has_session(*id))
             .collect();
         v.sort_unstable_by_key(|(t, _)| *t);
         v.into_iter().take(n).map(|(_, id)| id).collect()

@@ -301,11 +301,9 @@ pub fn gst_pull(url: &str, props: &[&str], secs: f64) -> GstPull {
     let stdout = out_t.join().unwrap_or_default();
     let stderr = err_t.join().unwrap_or_default();
     let buffers = stdout.lines().filter(|l| l.contains("chain   ")).count();
-    let errors = stdout
-        .lines()
-        .chain(stderr.lines())
-        .filter(|l| l.starts_with("ERROR") || l.contains("error:"))
-        .map(str::to_string)
+    let errors = error_lines(&stdout)
+        .into_iter()
+        .chain(error_lines(&stderr))
         .collect();
     GstPull {
         buffers,
@@ -317,6 +315,30 @@ pub fn gst_pull(url: &str, props: &[&str], secs: f64) -> GstPull {
             elapsed: start.elapsed(),
         },
     }
+}
+
+/// GStreamer's error lines in `text`, each with the "Additional debug info" that
+/// follows it (the element's own reason, such as the failed request and errno).
+fn error_lines(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if !(l.starts_with("ERROR") || l.contains("error:")) {
+            continue;
+        }
+        let mut e = l.to_string();
+        if lines
+            .get(i + 1)
+            .is_some_and(|n| n.starts_with("Additional debug info"))
+        {
+            for detail in lines.iter().skip(i + 1).take(2) {
+                e.push_str(" | ");
+                e.push_str(detail);
+            }
+        }
+        out.push(e);
+    }
+    out
 }
 
 /// Runs `program args` with `input` on stdin and returns its output; a missing program
