@@ -97,12 +97,27 @@ fn ffmpeg_and_gstreamer_play_through_tunnels() {
             s.log_tail(20)
         );
     }
+    let teardowns = || s.log_text().matches("reason=\"teardown\"").count();
     for url in [
         format!("rtsph://{}/{}", s.addr(), media::FIXTURE_H264),
         format!("rtsph://{extra}/{}", media::FIXTURE_H264),
     ] {
+        let before = teardowns();
         let g = gst_pull(&url, &[], 5.0);
         assert!(g.errors.is_empty(), "{url}: {:?}", g.errors);
+        // Whether or not GStreamer cancelled its own stop-time PAUSE, its
+        // TEARDOWN must have reached the server through the tunnel.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while teardowns() == before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            teardowns(),
+            before + 1,
+            "{url}: no TEARDOWN (own PAUSE cancelled: {})\n{}",
+            g.own_pause_cancelled,
+            s.log_tail(20)
+        );
         assert!(
             g.buffers >= 100,
             "{url}: {} buffers\n{}",

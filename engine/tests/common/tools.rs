@@ -247,8 +247,19 @@ pub fn have(program: &str) -> bool {
 pub struct GstPull {
     /// H.264 buffers that reached the sink (`chain` lines of `fakesink silent=false`).
     pub buffers: usize,
-    /// Error lines GStreamer printed.
+    /// Error lines GStreamer printed, each with its debug detail, except the
+    /// PAUSE that GStreamer cancelled itself while stopping (see
+    /// [`GstPull::own_pause_cancelled`]).
     pub errors: Vec<String>,
+    /// GStreamer reported its stop-time PAUSE as failed with "Received end-of-file"
+    /// (gst_rtspsrc_pause, and the same failure again from gst_rtspsrc_try_send).
+    /// On SIGINT, rtspsrc's PLAYING→PAUSED queues a PAUSE and its PAUSED→READY at once
+    /// flushes the connection to send TEARDOWN; a PAUSE whose write is cancelled
+    /// before a byte leaves is reported by gstrtspconnection.c's writev_bytes as EOF
+    /// (it maps any error with nothing written to GST_RTSP_EEOF). The server never
+    /// sees that PAUSE; the TEARDOWN that follows goes out on the same connection,
+    /// so callers check the server's log for it.
+    pub own_pause_cancelled: bool,
     /// The whole run.
     pub run: Run,
 }
@@ -301,13 +312,15 @@ pub fn gst_pull(url: &str, props: &[&str], secs: f64) -> GstPull {
     let stdout = out_t.join().unwrap_or_default();
     let stderr = err_t.join().unwrap_or_default();
     let buffers = stdout.lines().filter(|l| l.contains("chain   ")).count();
-    let errors = error_lines(&stdout)
+    let mut errors: Vec<String> = error_lines(&stdout)
         .into_iter()
         .chain(error_lines(&stderr))
         .collect();
+    let own_pause_cancelled = drop_own_cancelled_pause(&mut errors);
     GstPull {
         buffers,
         errors,
+        own_pause_cancelled,
         run: Run {
             status,
             stdout,
@@ -331,7 +344,7 @@ fn error_lines(text: &str) -> Vec<String> {
             .get(i + 1)
             .is_some_and(|n| n.starts_with("Additional debug info"))
         {
-            for detail in lines.iter().skip(i + 1).take(2) {
+            for detail in lines.iter().skip(i + 1).take(3) {
                 e.push_str(" | ");
                 e.push_str(detail);
             }
@@ -339,6 +352,22 @@ fn error_lines(text: &str) -> Vec<String> {
         out.push(e);
     }
     out
+}
+
+/// Removes the two reports of a stop-time PAUSE that GStreamer cancelled itself
+/// ([`GstPull::own_pause_cancelled`]): the one from gst_rtspsrc_pause, and one
+/// from gst_rtspsrc_try_send with the same "Received end-of-file". True when found.
+fn drop_own_cancelled_pause(errors: &mut Vec<String>) -> bool {
+    const EOF: &str = "Could not send message. (Received end-of-file)";
+    let is = |e: &String, func: &str| e.contains(func) && e.contains(EOF);
+    let Some(pause) = errors.iter().position(|e| is(e, "gst_rtspsrc_pause ()")) else {
+        return false;
+    };
+    errors.remove(pause);
+    if let Some(send) = errors.iter().position(|e| is(e, "gst_rtspsrc_try_send ()")) {
+        errors.remove(send);
+    }
+    true
 }
 
 /// Runs `program args` with `input` on stdin and returns its output; a missing program
