@@ -158,6 +158,15 @@ pub fn run_scenario(opts: &RunOptions, original: &Scenario) -> Result<ScenarioRe
             .push(media::prepare(&p.repo, &opts.media_dir, f, min_seconds)?);
     }
 
+    // The runner belongs to the load side: keep it off the engine's CPUs.
+    let runner_cpus = procstat::parse_cpus(&scenario.loadtool.cpus);
+    if let Err(e) = procs::confine_self(&runner_cpus) {
+        log(format!(
+            "{}: the runner stays on every CPU ({e:#}); it may disturb the engine",
+            scenario.name
+        ));
+    }
+
     let link = match scenario.network.mode {
         NetworkMode::Loopback => None,
         NetworkMode::Veth => {
