@@ -99,14 +99,17 @@ fn gstreamer_seeks_with_rate_2_and_minus_2_get_key_frames_in_order_one_per_secon
             "{lower:?} rate {rate}: normal play before the seek ({before} frames)"
         );
         let mut after: Vec<&Frame> = frames.iter().filter(|f| f.t > 0.0).collect();
-        // Over UDP, the normal play's last packets can still sit in the
-        // client's socket buffer when rtspsrc flushes for the seek, and come
-        // out as a frame (a delta frame, or one assembled from old and new
-        // packets) just before the first key frame of the new play. Only such
-        // leading frames that match none of the file's key frames, within
-        // 0.5 s of the seek, are set apart; any later one, or any over TCP,
-        // fails the test. (Seen in CI once: one frame at 0.203 s, then the
-        // 10 s key frame at 0.223 s; not traced further.)
+        // Over UDP, rtspsrc's jitter buffer (latency=200 ms) can still hold
+        // the normal play's last packets when it flushes for the seek, and
+        // release them as one frame about 200 ms later, just before the first
+        // key frame of the new play. Only such leading frames that match none
+        // of the file's key frames, within 0.5 s of the seek, are set apart;
+        // any later one, or any over TCP, fails the test. Traced with a pcap
+        // (2026-12-03, 1 run of 16): the last pre-seek packet left 2 ms before
+        // the PAUSE response; after the PLAY the server sent exactly the 10 s
+        // key frame (the RTP-Info seq and rtptime, 4 packets), then the 12 s
+        // one a second later. GStreamer still gave a key-flagged frame that
+        // matched nothing at 0.2025 s and the 10 s key frame at 0.2225 s.
         let stale = match lower {
             Lower::Udp => after
                 .iter()
