@@ -125,7 +125,7 @@ pub fn confine_self(cpus: &[usize]) -> Result<()> {
     if cpus.is_empty() {
         bail!("no CPU to confine the runner to");
     }
-    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write into it.
+    // SAFETY: cpu_set_t is plain data; all zeroes is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     for &c in cpus {
         if c >= libc::CPU_SETSIZE as usize {
