@@ -17,53 +17,107 @@ use crate::tunnel::{
     TunnelRequest,
 };
 
-struct Client(Child);
+/// A client process and the file its stderr goes to, so that a failure can
+/// say what the client did (its log and whether it exited).
+struct Client {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Client {
+    /// Panics with `what` and [`Client::report`].
+    fn fail(&mut self, what: &str) -> ! {
+        panic!("{what}; {}", self.report());
+    }
+
+    /// The client's exit status (or "still running") and its stderr tail.
+    fn report(&mut self) -> String {
+        let status = match self.child.try_wait() {
+            Ok(Some(s)) => format!("exited: {s}"),
+            Ok(None) => "still running".to_string(),
+            Err(e) => format!("wait: {e}"),
+        };
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "the client is {status}; its stderr ends:\n{}",
+            tail.join("\n")
+        )
+    }
+
+    /// Whether the client has exited.
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
 
 impl Drop for Client {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
 fn spawn(program: &str, args: &[String]) -> Client {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = std::env::temp_dir().join(format!(
+        "cadence-tunnel-client-{}-{n}.log",
+        std::process::id()
+    ));
+    let file = std::fs::File::create(&log).expect("client log file");
     let child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(file)
         .spawn()
         .unwrap_or_else(|e| panic!("{program} is needed for this test: {e}"));
-    Client(child)
+    Client { child, log }
 }
 
 /// A request seen inside the tunnel: (method, URI, CSeq).
 type Seen = (String, String, u32);
 
 /// Reads from `conn` into `framer` until a frame is complete.
-fn read_frame(conn: &mut TcpStream, framer: &mut Framer) -> Frame {
+fn read_frame(conn: &mut TcpStream, framer: &mut Framer, client: &mut Client) -> Frame {
     let mut buf = [0u8; 4096];
     loop {
         if let Some(frame) = framer.next_frame() {
             return frame;
         }
-        let n = conn.read(&mut buf).expect("read a head");
-        assert!(n > 0, "client closed before a complete head");
+        let n = match conn.read(&mut buf) {
+            Ok(0) => client.fail("the client closed before a complete head"),
+            Ok(n) => n,
+            Err(e) => client.fail(&format!("read a head: {e}")),
+        };
         framer.push(&buf[..n]);
     }
 }
 
-fn accept(listener: &TcpListener, deadline: Instant) -> TcpStream {
+/// Why [`accept`] returned without a connection: the client exited, or
+/// the deadline passed. Carries the client's status and stderr tail.
+struct NoConnection(String);
+
+fn accept(
+    listener: &TcpListener,
+    deadline: Instant,
+    client: &mut Client,
+) -> Result<TcpStream, NoConnection> {
     loop {
         match listener.accept() {
             Ok((conn, _)) => {
                 conn.set_nonblocking(false).expect("blocking");
                 conn.set_read_timeout(Some(Duration::from_secs(10)))
                     .expect("timeout");
-                return conn;
+                return Ok(conn);
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(Instant::now() < deadline, "no connection from the client");
+                if client.exited() || Instant::now() >= deadline {
+                    return Err(NoConnection(client.report()));
+                }
                 std::thread::sleep(Duration::from_millis(10));
             }
             Err(e) => panic!("accept: {e}"),
@@ -72,8 +126,9 @@ fn accept(listener: &TcpListener, deadline: Instant) -> TcpStream {
 }
 
 /// Serves one tunnelled client until its DESCRIBE; returns the requests
-/// seen and the cookie the halves were paired by.
-fn serve(listener: &TcpListener) -> (Vec<Seen>, String) {
+/// seen and the cookie the halves were paired by, or [`NoConnection`] when
+/// the client never connected at all. Panics on anything else.
+fn serve(listener: &TcpListener, client: &mut Client) -> Result<(Vec<Seen>, String), NoConnection> {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(20);
     let now_us = || start.elapsed().as_micros() as u64;
@@ -81,10 +136,16 @@ fn serve(listener: &TcpListener) -> (Vec<Seen>, String) {
     let mut registry: TunnelRegistry<usize, (TcpStream, Vec<u8>)> =
         TunnelRegistry::new(RegistryConfig::default());
     let mut gets: Vec<TcpStream> = Vec::new();
+    let mut halves = 0;
     let (get_index, mut post, rest, cookie) = loop {
-        let mut conn = accept(listener, deadline);
+        let mut conn = match accept(listener, deadline, client) {
+            Ok(conn) => conn,
+            Err(none) if halves == 0 => return Err(none),
+            Err(NoConnection(why)) => panic!("the second half never came; {why}"),
+        };
+        halves += 1;
         let mut framer = Framer::new(Limits::default());
-        let head = match read_frame(&mut conn, &mut framer) {
+        let head = match read_frame(&mut conn, &mut framer, client) {
             Frame::Http(head) => head,
             other => panic!("expected a tunnel head, got {other:?}"),
         };
@@ -138,12 +199,17 @@ Public: OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN\r\n\r\n"
             let done = method == "DESCRIBE";
             seen.push((method, uri, cseq));
             if done {
-                return (seen, cookie.as_str().to_string());
+                return Ok((seen, cookie.as_str().to_string()));
             }
         }
-        assert!(Instant::now() < deadline, "no DESCRIBE; saw {seen:?}");
-        let n = post.read(&mut buf).expect("read the POST body");
-        assert!(n > 0, "POST closed after {seen:?}");
+        if Instant::now() >= deadline {
+            client.fail(&format!("no DESCRIBE; saw {seen:?}"));
+        }
+        let n = match post.read(&mut buf) {
+            Ok(0) => client.fail(&format!("POST closed after {seen:?}")),
+            Ok(n) => n,
+            Err(e) => client.fail(&format!("read the POST body after {seen:?}: {e}")),
+        };
         body.push(&buf[..n]).expect("base64");
     }
 }
@@ -159,14 +225,38 @@ fn check(seen: &[Seen], cookie: &str, port: u16) {
     assert!(!cookie.is_empty());
 }
 
+/// Runs `program` with `args(port)` against [`serve`] on a fresh listener.
+/// A client that never connects says nothing about the codec (it is stuck
+/// or failed before its first byte), so that case alone is tried once more,
+/// with the first try's report on stderr; every other failure panics.
+fn session(program: &str, args: impl Fn(u16) -> Vec<String>) -> (Vec<Seen>, String, u16) {
+    let mut first = None;
+    for _ in 0..2 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let mut client = spawn(program, &args(port));
+        match serve(&listener, &mut client) {
+            Ok((seen, cookie)) => return (seen, cookie, port),
+            Err(NoConnection(why)) if first.is_none() => {
+                eprintln!("{program} never connected; trying once more. {why}");
+                first = Some(why);
+            }
+            Err(NoConnection(why)) => panic!(
+                "{program} never connected, twice. First: {}\nSecond: {why}",
+                first.unwrap_or_default()
+            ),
+        }
+    }
+    panic!("the loop returns or panics on its second pass")
+}
+
 #[test]
 fn ffmpeg_rtsp_transport_http() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let _client = spawn(
-        "ffmpeg",
-        &[
+    let (seen, cookie, port) = session("ffmpeg", |port| {
+        vec![
             "-nostdin".into(),
+            "-loglevel".into(),
+            "debug".into(),
             "-rtsp_transport".into(),
             "http".into(),
             "-i".into(),
@@ -174,27 +264,22 @@ fn ffmpeg_rtsp_transport_http() {
             "-f".into(),
             "null".into(),
             "-".into(),
-        ],
-    );
-    let (seen, cookie) = serve(&listener);
+        ]
+    });
     check(&seen, &cookie, port);
     assert_eq!(cookie.len(), 16, "ffmpeg's cookie is 16 hex digits");
 }
 
 #[test]
 fn gstreamer_rtsph() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let _client = spawn(
-        "gst-launch-1.0",
-        &[
+    let (seen, cookie, port) = session("gst-launch-1.0", |port| {
+        vec![
             "-q".into(),
             "rtspsrc".into(),
             format!("location=rtsph://127.0.0.1:{port}/sample.mp4"),
             "!".into(),
             "fakesink".into(),
-        ],
-    );
-    let (seen, cookie) = serve(&listener);
+        ]
+    });
     check(&seen, &cookie, port);
 }
