@@ -242,6 +242,12 @@ pub fn have(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// True for the line `fakesink silent=false` prints per buffer it receives
+/// (`/GstPipeline:pipeline0/GstFakeSink:fakesink0: last-message = chain   ******* ...`).
+fn is_sink_buffer(line: &str) -> bool {
+    line.contains("chain   ")
+}
+
 /// Result of a GStreamer `rtspsrc` pull.
 #[derive(Debug)]
 pub struct GstPull {
@@ -264,9 +270,17 @@ pub struct GstPull {
     pub run: Run,
 }
 
+/// Time GStreamer may take from spawn to its first buffer at the sink (RTSP setup,
+/// jitter-buffer latency, preroll) before [`gst_pull`]'s play time starts anyway. On
+/// a loaded CI host, setup alone has taken over a second.
+const GST_STARTUP_LIMIT: Duration = Duration::from_secs(15);
+
 /// `gst-launch-1.0 -e -v rtspsrc location=URL <props> ! rtph264depay ! h264parse !
-/// fakesink silent=false` for `secs` seconds, then SIGINT; counts the buffers that
-/// reached the sink. Fails the test when gst-launch-1.0 is missing.
+/// fakesink silent=false` for `secs` seconds of play, counted from the first buffer
+/// at the sink (or from [`GST_STARTUP_LIMIT`] after spawn if none arrives), then
+/// SIGINT; counts the buffers that reached the sink. A client that exits by itself
+/// (an error, a refusal) ends the pull at once. Fails the test when gst-launch-1.0
+/// is missing.
 pub fn gst_pull(url: &str, props: &[&str], secs: f64) -> GstPull {
     assert!(
         have("gst-launch-1.0"),
@@ -286,13 +300,51 @@ pub fn gst_pull(url: &str, props: &[&str], secs: f64) -> GstPull {
             "silent=false",
         ]);
     let start = Instant::now();
-    let (mut child, out_t, err_t) = spawn_captured(&mut cmd);
-    let deadline = start + Duration::from_secs_f64(secs);
-    while Instant::now() < deadline {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let out = child.stdout.take().expect("stdout pipe");
+    let mut err = child.stderr.take().expect("stderr pipe");
+    let (first_tx, first_rx) = std::sync::mpsc::channel::<Instant>();
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let mut first = Some(first_tx);
+        for line in std::io::BufRead::lines(std::io::BufReader::new(out)) {
+            let Ok(line) = line else { break };
+            if is_sink_buffer(&line) {
+                if let Some(tx) = first.take() {
+                    let _ = tx.send(Instant::now());
+                }
+            }
+            s.push_str(&line);
+            s.push('\n');
+        }
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let mut deadline = start + GST_STARTUP_LIMIT + Duration::from_secs_f64(secs);
+    let mut playing = false;
+    loop {
+        if !playing {
+            if let Ok(at) = first_rx.try_recv() {
+                playing = true;
+                deadline = at + Duration::from_secs_f64(secs);
+            }
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
         if let Ok(Some(_)) = child.try_wait() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -311,7 +363,7 @@ pub fn gst_pull(url: &str, props: &[&str], secs: f64) -> GstPull {
     }
     let stdout = out_t.join().unwrap_or_default();
     let stderr = err_t.join().unwrap_or_default();
-    let buffers = stdout.lines().filter(|l| l.contains("chain   ")).count();
+    let buffers = stdout.lines().filter(|l| is_sink_buffer(l)).count();
     let mut errors: Vec<String> = error_lines(&stdout)
         .into_iter()
         .chain(error_lines(&stderr))
