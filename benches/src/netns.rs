@@ -1,6 +1,17 @@
 //! The gigabit link: a network namespace for the load tool, joined to the
-//! host by a veth pair whose both ends are shaped by tc tbf, so that the
-//! engine's traffic crosses a 1 Gbit/s bottleneck as on gigabit hardware.
+//! host by a veth pair shaped by tc tbf, so that the engine's traffic
+//! crosses a 1 Gbit/s bottleneck as on gigabit hardware.
+//!
+//! Two places for the shaper ([`Shaper`]):
+//! - `sender`: tbf on both ends of one veth pair (host ↔ load tool). The
+//!   host end's tbf dequeues (and its watchdog timer fires) in the sending
+//!   thread's context, so the model's shaping runs on the engine's CPU.
+//! - `router`: host ↔ router namespace ↔ load tool, two veth pairs, with
+//!   tbf on the router's two egress interfaces and the router's receive
+//!   processing steered (RPS) to `rps_cpus`. Forwarding and shaping then
+//!   run on those CPUs, as a switch does them in its own hardware; the
+//!   engine's CPU does only its own sends.
+//!
 //! Everything is removed when the [`Netns`] drops.
 
 use std::net::Ipv4Addr;
@@ -24,9 +35,25 @@ pub struct LinkInfo {
     pub burst_bytes: u64,
     /// tbf queue limit, bytes.
     pub limit_bytes: u64,
-    /// `tc -s qdisc` of the engine-side end after the last run (drops,
-    /// overlimits), filled in by the runner.
+    /// Where the tbf runs (`sender` or `router`).
+    #[serde(default)]
+    pub shaper: Shaper,
+    /// `tc -s qdisc` of the shaper toward the load tool after the last run
+    /// (drops, overlimits), filled in by the runner.
     pub qdisc_stats: String,
+}
+
+/// Where the link's tbf runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shaper {
+    /// On both ends of the one veth pair: the downstream tbf works on the
+    /// engine's CPU.
+    #[default]
+    Sender,
+    /// On a router namespace between the engine and the load tool, whose
+    /// receive processing runs on `rps_cpus`.
+    Router,
 }
 
 /// A live namespace + veth pair.
@@ -34,6 +61,11 @@ pub struct Netns {
     /// Description.
     pub info: LinkInfo,
     host_if: String,
+    /// The router namespace (router shaper only).
+    router: Option<String>,
+    /// The shaped interface toward the load tool and its namespace (`None`:
+    /// the host's).
+    downstream: (Option<String>, String),
     /// Engine-side address.
     pub host_ip: Ipv4Addr,
     /// Load-tool-side address.
@@ -70,24 +102,50 @@ fn rps_mask(cpus: &[usize]) -> Result<String> {
     Ok(format!("{mask:x}"))
 }
 
+/// Runs `args` inside namespace `ns` (`ip netns exec`).
+fn in_ns(ns: &str, args: &[&str]) -> Result<()> {
+    let mut v = vec!["ip", "netns", "exec", ns];
+    v.extend_from_slice(args);
+    sh(&v)
+}
+
+/// Steers the receive processing of `dev` in namespace `ns` to the CPUs of
+/// `mask` (`ip netns exec` mounts the namespace's own /sys).
+fn set_rps(ns: &str, dev: &str, mask: &str) -> Result<()> {
+    let script =
+        format!("for q in /sys/class/net/{dev}/queues/rx-*; do echo {mask} > $q/rps_cpus; done");
+    in_ns(ns, &["sh", "-c", &script])
+}
+
 impl Netns {
-    /// Creates namespace + veth pair + tbf on both ends; with `rps_cpus`,
-    /// the namespace end's receive processing is steered to those CPUs
-    /// (`/sys/class/net/IF/queues/rx-*/rps_cpus`).
+    /// Creates the namespace(s), veth pair(s) and tbf (see [`Shaper`]);
+    /// with `rps_cpus`, the receive processing of the load tool's end
+    /// (sender shaper) or of both router ends (router shaper) is steered to
+    /// those CPUs (`/sys/class/net/IF/queues/rx-*/rps_cpus`).
+    ///
+    /// # Errors
+    /// A failing `ip`, `tc` or `sysctl` (not root, iproute2 missing); what was
+    /// created is removed again.
     pub fn create(
         rate_mbit: u64,
         burst_bytes: u64,
         limit_bytes: u64,
         rps_cpus: Option<&[usize]>,
+        shaper: Shaper,
     ) -> Result<Netns> {
         let id = std::process::id();
         let name = format!("cbench{id}");
-        let host_if = format!("cbh{}", id % 100_000);
-        let ns_if = format!("cbn{}", id % 100_000);
+        let tag = id % 100_000;
+        let host_if = format!("cbh{tag}");
+        let ns_if = format!("cbn{tag}");
         let subnet = 100 + (id % 150) as u8;
         let host_ip = Ipv4Addr::new(10, 231, subnet, 1);
-        let ns_ip = Ipv4Addr::new(10, 231, subnet, 2);
-        let ns = Netns {
+        let ns_ip = match shaper {
+            Shaper::Sender => Ipv4Addr::new(10, 231, subnet, 2),
+            Shaper::Router => Ipv4Addr::new(10, 232, subnet, 2),
+        };
+        let router = (shaper == Shaper::Router).then(|| format!("cbrt{id}"));
+        let mut ns = Netns {
             info: LinkInfo {
                 namespace: name.clone(),
                 host_ip: host_ip.to_string(),
@@ -95,18 +153,69 @@ impl Netns {
                 rate_mbit,
                 burst_bytes,
                 limit_bytes,
+                shaper,
                 qdisc_stats: String::new(),
             },
             host_if: host_if.clone(),
+            router: router.clone(),
+            downstream: (None, host_if.clone()),
             host_ip,
             ns_ip,
         };
+        let rate = format!("{rate_mbit}mbit");
+        let burst = burst_bytes.to_string();
+        let limit = limit_bytes.to_string();
+        let tbf = [
+            "root", "tbf", "rate", &rate, "burst", &burst, "limit", &limit,
+        ];
+        let mask = rps_cpus.map(rps_mask).transpose()?;
         // From here on, Drop cleans up whatever was created.
         sh(&["ip", "netns", "add", &name])?;
-        sh(&[
-            "ip", "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
-        ])?;
-        sh(&["ip", "link", "set", &ns_if, "netns", &name])?;
+        if let Some(r) = &router {
+            sh(&["ip", "netns", "add", r])?;
+        }
+        // The load tool's namespace and its end of the link.
+        let inns = |args: &[&str]| in_ns(&name, args);
+        match &router {
+            None => {
+                sh(&[
+                    "ip", "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
+                ])?;
+                sh(&["ip", "link", "set", &ns_if, "netns", &name])?;
+            }
+            Some(r) => {
+                // host_if ↔ rh (router), rc (router) ↔ ns_if (load tool).
+                let (rh, rc) = (format!("cbrh{tag}"), format!("cbrc{tag}"));
+                sh(&[
+                    "ip", "link", "add", &host_if, "type", "veth", "peer", "name", &rh,
+                ])?;
+                sh(&["ip", "link", "set", &rh, "netns", r])?;
+                sh(&[
+                    "ip", "link", "add", &rc, "type", "veth", "peer", "name", &ns_if,
+                ])?;
+                sh(&["ip", "link", "set", &rc, "netns", r])?;
+                sh(&["ip", "link", "set", &ns_if, "netns", &name])?;
+                let inr = |args: &[&str]| in_ns(r, args);
+                let router_h = Ipv4Addr::new(10, 231, subnet, 2);
+                let router_c = Ipv4Addr::new(10, 232, subnet, 1);
+                inr(&["ip", "addr", "add", &format!("{router_h}/24"), "dev", &rh])?;
+                inr(&["ip", "addr", "add", &format!("{router_c}/24"), "dev", &rc])?;
+                for dev in [&rh, &rc, &"lo".to_string()] {
+                    inr(&["ip", "link", "set", dev, "up"])?;
+                }
+                inr(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+                inr(&["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"])?;
+                for dev in [&rh, &rc] {
+                    let mut q = vec!["tc", "qdisc", "replace", "dev", dev];
+                    q.extend_from_slice(&tbf);
+                    inr(&q)?;
+                    if let Some(mask) = &mask {
+                        set_rps(r, dev, mask)?;
+                    }
+                }
+                ns.downstream = (Some(r.clone()), rc.clone());
+            }
+        }
         sh(&[
             "ip",
             "addr",
@@ -116,44 +225,44 @@ impl Netns {
             &host_if,
         ])?;
         sh(&["ip", "link", "set", &host_if, "up"])?;
-        let inns = |args: &[&str]| -> Result<()> {
-            let mut v = vec!["ip", "netns", "exec", &name];
-            v.extend_from_slice(args);
-            sh(&v)
-        };
         inns(&["ip", "addr", "add", &format!("{ns_ip}/24"), "dev", &ns_if])?;
         inns(&["ip", "link", "set", &ns_if, "up"])?;
         inns(&["ip", "link", "set", "lo", "up"])?;
+        if router.is_some() {
+            let gw = Ipv4Addr::new(10, 232, subnet, 1).to_string();
+            inns(&["ip", "route", "replace", "default", "via", &gw])?;
+            let router_h = Ipv4Addr::new(10, 231, subnet, 2).to_string();
+            let far = format!("10.232.{subnet}.0/24");
+            sh(&["ip", "route", "replace", &far, "via", &router_h])?;
+        } else {
+            let mut host = vec!["tc", "qdisc", "replace", "dev", &host_if];
+            host.extend_from_slice(&tbf);
+            sh(&host)?;
+            let mut nsq = vec!["tc", "qdisc", "replace", "dev", &ns_if];
+            nsq.extend_from_slice(&tbf);
+            inns(&nsq)?;
+            if let Some(mask) = &mask {
+                set_rps(&name, &ns_if, mask)?;
+            }
+        }
         // The load tool opens one TCP connection per session from here.
         inns(&["sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65535"])?;
         inns(&["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"])?;
-        let rate = format!("{rate_mbit}mbit");
-        let burst = burst_bytes.to_string();
-        let limit = limit_bytes.to_string();
-        let tbf = [
-            "root", "tbf", "rate", &rate, "burst", &burst, "limit", &limit,
-        ];
-        let mut host = vec!["tc", "qdisc", "replace", "dev", &host_if];
-        host.extend_from_slice(&tbf);
-        sh(&host)?;
-        let mut nsq = vec!["tc", "qdisc", "replace", "dev", &ns_if];
-        nsq.extend_from_slice(&tbf);
-        inns(&nsq)?;
-        if let Some(cpus) = rps_cpus {
-            let mask = rps_mask(cpus)?;
-            // `ip netns exec` mounts the namespace's own /sys.
-            let script = format!(
-                "for q in /sys/class/net/{ns_if}/queues/rx-*; do echo {mask} > $q/rps_cpus; done"
-            );
-            inns(&["sh", "-c", &script])?;
-        }
         Ok(ns)
     }
 
-    /// `tc -s qdisc show` of the engine-side end.
+    /// `tc -s qdisc show` of the shaper toward the load tool.
     pub fn qdisc_stats(&self) -> String {
-        Command::new("tc")
-            .args(["-s", "qdisc", "show", "dev", &self.host_if])
+        let (ns, dev) = &self.downstream;
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "tc"]);
+                c
+            }
+            None => Command::new("tc"),
+        };
+        cmd.args(["-s", "qdisc", "show", "dev", dev])
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_default()
@@ -165,6 +274,9 @@ impl Drop for Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.info.namespace])
             .status();
+        if let Some(r) = &self.router {
+            let _ = Command::new("ip").args(["netns", "del", r]).status();
+        }
         // Deleting the namespace deletes its veth end and with it the pair;
         // this is only for a half-built setup.
         let _ = Command::new("ip")

@@ -182,7 +182,7 @@ pub fn run_scenario(opts: &RunOptions, original: &Scenario) -> Result<ScenarioRe
                 procstat::parse_cpus(list)
             });
             Some(
-                Netns::create(rate, burst, limit, rps.as_deref())
+                Netns::create(rate, burst, limit, rps.as_deref(), scenario.network.shaper)
                     .context("set up the veth link")?,
             )
         }

@@ -99,8 +99,16 @@ pub struct NetworkSpec {
     /// tool) runs in softirq on the engine's CPU, where the tbf watchdog
     /// dequeues it; a real receiver does that work on its own host. `"loadtool"`
     /// means the load tool's CPUs [default: none, the kernel's choice].
+    /// With `shaper = "router"`, these are the CPUs the router namespace's
+    /// forwarding and shaping run on.
     #[serde(default)]
     pub rps_cpus: Option<String>,
+    /// Where the tbf runs: `sender` (both ends of one veth pair; the
+    /// downstream shaping runs on the engine's CPU) or `router` (a router
+    /// namespace between engine and load tool, its receive processing on
+    /// `rps_cpus`, as a switch shapes in its own hardware) [default sender].
+    #[serde(default)]
+    pub shaper: crate::netns::Shaper,
 }
 
 /// Network mode.
